@@ -1,0 +1,43 @@
+# The pipeline's stages are defined once, in dvc.yaml; this file builds one Snakemake rule per DVC stage
+# (read through DVC's own parser), so `snakemake` and `dvc repro` run the same DAG on the same changes.
+#   snakemake --cores 8 reports/coco_metrics.json
+import shlex
+import subprocess
+from pathlib import Path
+
+from wsdkd.config import load_params
+from wsdkd.dag import read_stages, snakemake_inputs, tracked_params_json
+
+load_params(Path(workflow.basedir) / "params.yaml")  # stop on a bad param before any job starts
+
+STAGES = read_stages(workflow.basedir)
+
+
+rule all:
+    default_target: True
+    input: [out for spec in STAGES for out in spec.outs]
+
+
+for spec in STAGES:
+
+    rule:
+        name: spec.rule_name
+        input: snakemake_inputs(spec, STAGES, workflow.basedir)
+        output: [directory(out) if out in spec.directories else out for out in spec.outs]
+        # Values, not closures: the loop variable would otherwise be read late, after the loop ended.
+        params:
+            cmd=spec.cmd,
+            tracked=tracked_params_json(spec),
+        threads: spec.threads
+        shell: "{params.cmd}"
+
+
+def _record_in_dvc_lock():
+    """Record what Snakemake built in dvc.lock, so that `dvc status` and `dvc repro` agree afterwards."""
+    built = [spec.name for spec in STAGES if all(Path(out).exists() for out in spec.outs)]
+    if built:
+        subprocess.run(["dvc", "commit", "--force", "--quiet", *built], check=True)
+
+
+onsuccess:
+    _record_in_dvc_lock()

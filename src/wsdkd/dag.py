@@ -1,0 +1,122 @@
+"""One pipeline definition for two engines: read ``dvc.yaml`` through DVC's own parser for Snakemake.
+
+``dvc.yaml`` is the single source of truth. DVC resolves its ``vars``, ``${}`` interpolation and ``foreach``
+loops; this module turns each resolved stage into what a Snakemake rule needs (inputs, outputs, the values of
+the params it tracks, the command), so both tools see the same stages, the same edges, and rerun a stage on
+the same param changes.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import yaml
+
+from .errors import UserError
+
+# Snakemake rule names are Python identifiers; DVC's foreach stages are named "stage@key".
+_NOT_IDENTIFIER = re.compile(r"\W")
+
+
+@dataclass(frozen=True)
+class StageSpec:
+    """A resolved DVC stage, as Snakemake needs it."""
+
+    name: str  # DVC's name, e.g. "train@1"
+    cmd: str
+    deps: tuple[str, ...]  # file and directory dependencies, as written in dvc.yaml
+    outs: tuple[str, ...]  # every output, metrics and plots included
+    directories: frozenset[str]  # outputs that are directories (declared in the stage's meta)
+    params: dict = field(default_factory=dict)  # dotted key -> current value, for every tracked param
+    threads: int = 1
+
+    @property
+    def rule_name(self) -> str:
+        return rule_name(self.name)
+
+
+def rule_name(stage_name: str) -> str:
+    """The Snakemake rule name of a DVC stage ("train@1" -> "train__1")."""
+    return _NOT_IDENTIFIER.sub("__", stage_name)
+
+
+def _lookup(tree: dict, dotted: str, params_file: str):
+    node = tree
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            raise UserError(f"{params_file}: dvc.yaml tracks param '{dotted}', which is not there")
+        node = node[part]
+    return node
+
+
+def read_stages(root: str | Path = ".") -> list[StageSpec]:
+    """Every stage of ``root/dvc.yaml``, resolved by DVC, in DVC's order."""
+    from dvc.repo import Repo  # imported here: it is slow, and only the DAG readers need it
+
+    root = Path(root)
+    repo = Repo(str(root))
+    params_cache: dict[str, dict] = {}
+    specs = []
+    for stage in repo.index.stages:
+        meta = stage.meta or {}
+        params, deps = {}, []
+        for dep in stage.deps:
+            keys = getattr(dep, "params", None)
+            if keys is None:
+                deps.append(str(dep.def_path))
+                continue
+            path = str(dep.def_path)
+            if path not in params_cache:
+                params_cache[path] = yaml.safe_load((root / path).read_text()) or {}
+            for key in keys or list(params_cache[path]):
+                params[key] = _lookup(params_cache[path], key, path)
+        outs = tuple(str(out.def_path) for out in stage.outs)
+        directories = frozenset(meta.get("directories", []))
+        unknown = directories - set(outs)
+        if unknown:
+            raise UserError(f"dvc.yaml: stage '{stage.name}': meta.directories names {sorted(unknown)}, which are not outputs")
+        specs.append(StageSpec(
+            name=stage.name, cmd=stage.cmd, deps=tuple(deps), outs=outs, directories=directories,
+            params=params, threads=int(meta.get("threads", 1)),
+        ))
+    return specs
+
+
+def stage_edges(specs: list[StageSpec]) -> set[tuple[str, str]]:
+    """(upstream, downstream) stage pairs: downstream depends on a path that upstream writes or lies under."""
+    producers = {out: s.name for s in specs for out in s.outs}
+    edges = set()
+    for spec in specs:
+        for dep in spec.deps:
+            for out, producer in producers.items():
+                if dep == out or dep.startswith(out.rstrip("/") + "/"):
+                    edges.add((producer, spec.name))
+    return edges
+
+
+def snakemake_inputs(spec: StageSpec, specs: list[StageSpec], root: str | Path = ".") -> list[str]:
+    """A stage's Snakemake inputs: pipeline outputs as they are, source directories as their files.
+
+    Snakemake compares modification times; a source directory's own mtime does not change when a file in it
+    is edited, so its files are listed one by one (byte-code caches left out, as in .dvcignore).
+    """
+    produced = {out for s in specs for out in s.outs}
+    inputs = []
+    for dep in spec.deps:
+        path = Path(root) / dep
+        if dep in produced or not path.is_dir():
+            inputs.append(dep)
+            continue
+        inputs.extend(
+            str(p.relative_to(root)) for p in sorted(path.rglob("*"))
+            if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+        )
+    return inputs
+
+
+def tracked_params_json(spec: StageSpec) -> str:
+    """The stage's tracked params as canonical JSON: Snakemake reruns the rule when this string changes."""
+    return json.dumps(spec.params, sort_keys=True)

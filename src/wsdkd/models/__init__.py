@@ -1,0 +1,1 @@
+"""Networks: backbones split at their stride-16 map, and the student classifier."""

@@ -1,0 +1,1 @@
+"""Training: the resumable epoch loop shared by every trainer, and the trainers themselves."""
