@@ -28,6 +28,7 @@ COCO2014 = {
     "test_images": "val2014",
 }
 
+_REQUIRED_LISTS = ("images", "annotations", "categories")
 # How many missing image names one error line lists before it just counts the rest.
 _MAX_LISTED = 5
 
@@ -39,11 +40,15 @@ def _load_coco(ann_file: Path):
         raise UserError(f"{ann_file}: annotation file not found")
     try:
         with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints progress chatter
-            return COCO(str(ann_file))
+            coco = COCO(str(ann_file))
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise UserError(f"{ann_file}: not valid JSON ({exc})") from None
     except (KeyError, TypeError, AssertionError) as exc:
         raise UserError(f"{ann_file}: not a COCO instances file (missing or malformed {exc})") from None
+    for key in _REQUIRED_LISTS:
+        if not isinstance(coco.dataset.get(key), list):
+            raise UserError(f"{ann_file}: not a COCO instances file (no '{key}' list)")
+    return coco
 
 
 def load_coco_split(name: str, ann_file: str | Path, image_dir: str | Path) -> Split:

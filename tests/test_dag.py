@@ -1,0 +1,78 @@
+"""One DAG for two engines: Snakemake's rules are DVC's stages, with the same edges and tracked params."""
+
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from wsdkd.dag import StageSpec, read_stages, rule_name, snakemake_inputs, stage_edges
+from wsdkd.errors import UserError
+
+from .conftest import PROJECT
+
+BIN = Path(sys.executable).parent
+
+
+def _dvc_edges(root: Path) -> set[tuple[str, str]]:
+    from dvc.repo import Repo
+
+    graph = Repo(str(root)).index.graph  # edges point from a stage to the stage it depends on
+    return {(upstream.name, downstream.name) for downstream, upstream in graph.edges}
+
+
+def _snakemake_edges(root: Path) -> tuple[set[str], set[tuple[str, str]]]:
+    dot = subprocess.run([str(BIN / "snakemake"), "--rulegraph", "--forceall", "--quiet", "all"], cwd=root,
+                         capture_output=True, text=True, check=True).stdout
+    labels = dict(re.findall(r'^\s*(\d+)\[label = "([^"]+)"', dot, flags=re.M))
+    edges = {(labels[a], labels[b]) for a, b in re.findall(r"^\s*(\d+) -> (\d+)", dot, flags=re.M)}
+    rules = set(labels.values()) - {"all"}
+    return rules, {(a, b) for a, b in edges if "all" not in (a, b)}
+
+
+def test_both_engines_see_the_same_stages_and_edges():
+    specs = read_stages(PROJECT)
+    dvc_edges = _dvc_edges(PROJECT)
+    assert stage_edges(specs) == dvc_edges
+    rules, snakemake_edges = _snakemake_edges(PROJECT)
+    assert rules == {spec.rule_name for spec in specs}
+    assert snakemake_edges == {(rule_name(a), rule_name(b)) for a, b in dvc_edges}
+    assert dvc_edges, "the pipeline has edges"
+
+
+def test_tracked_params_are_the_current_values():
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    for spec in read_stages(PROJECT):
+        assert spec.params, f"stage {spec.name} tracks no params"
+        for key, value in spec.params.items():
+            node = params
+            for part in key.split("."):
+                node = node[part]
+            assert value == node
+
+
+def test_foreach_stages_get_identifier_rule_names():
+    assert rule_name("train@seed-1") == "train__seed__1"
+
+
+def test_source_directories_become_their_files(tmp_path):
+    (tmp_path / "pkg" / "__pycache__").mkdir(parents=True)
+    (tmp_path / "pkg" / "a.py").write_text("")
+    (tmp_path / "pkg" / "__pycache__" / "a.cpython-311.pyc").write_text("")
+    producer = StageSpec("make", "true", (), ("out",), frozenset({"out"}))
+    consumer = StageSpec("use", "true", ("pkg", "out", "x.py"), ("done",), frozenset())
+    assert snakemake_inputs(consumer, [producer, consumer], tmp_path) == ["pkg/a.py", "out", "x.py"]
+
+
+def test_directory_meta_must_name_an_output(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([str(BIN / "dvc"), "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "params.yaml").write_text("a: 1\n")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {
+        "cmd": "true", "params": ["a"], "outs": ["o"], "meta": {"directories": ["elsewhere"]}}}}))
+    with pytest.raises(UserError, match=r"stage 's': meta.directories names \['elsewhere'\]"):
+        read_stages(tmp_path)

@@ -1,0 +1,73 @@
+"""The baseline student trains, writes its outputs whole, resumes exactly, and stops on a non-finite loss."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from wsdkd.errors import UserError
+from wsdkd.predictions import read_predictions
+from wsdkd.train import checkpoint
+from wsdkd.train import student as student_module
+from wsdkd.train.student import train_student
+
+
+@pytest.fixture
+def cfg(default_params, tmp_path, monkeypatch):
+    monkeypatch.setenv("WSDKD_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    return {**default_params["student"], "input_size": 32, "epochs": 2, "batch_size": 8, "device": "cpu",
+            "backbone": {"name": "efficientnet_lite0", "weights": "random", "weights_path": None}}
+
+
+def _train(cfg, manifest, root, name="run"):
+    return train_student(cfg, manifest, root / name / "model", root / name / "live", stage=f"student_{name}")
+
+
+def test_outputs_and_predictions(cfg, tiny_manifest, tmp_path):
+    history = _train(cfg, tiny_manifest, tmp_path)
+    out = tmp_path / "run" / "model"
+    assert sorted(p.name for p in out.iterdir()) == [
+        "model.json", "model.pt", "predictions_test.parquet", "predictions_val.parquet"]
+    test = read_predictions(out / "predictions_test.parquet")
+    assert test.scores.shape == (12, 12) and ((test.scores >= 0) & (test.scores <= 1)).all()
+    assert [h["epoch"] for h in history] == [1, 2]
+    assert {"train/loss", "val/loss", "val/mAP", "lr"} <= set(history[0])
+    live = json.loads((tmp_path / "run" / "live" / "metrics.json").read_text())
+    assert live["step"] == 1 and "train" in live
+    assert not (tmp_path / "checkpoints" / "student_run").exists(), "resume state is dropped once outputs are whole"
+
+
+def test_interrupted_run_resumes_to_the_same_result(cfg, tiny_manifest, tmp_path, monkeypatch):
+    _train(cfg, tiny_manifest, tmp_path, "straight")
+    reference = read_predictions(tmp_path / "straight" / "model" / "predictions_test.parquet")
+
+    real_save = checkpoint.save
+
+    def save_then_die(directory, state):
+        real_save(directory, state)
+        raise KeyboardInterrupt("killed after the first epoch")
+
+    monkeypatch.setattr(checkpoint, "save", save_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        _train(cfg, tiny_manifest, tmp_path, "resumed")
+    assert not (tmp_path / "resumed" / "model").exists(), "an interrupted stage leaves no output"
+    monkeypatch.setattr(checkpoint, "save", real_save)
+    history = _train(cfg, tiny_manifest, tmp_path, "resumed")
+    resumed = read_predictions(tmp_path / "resumed" / "model" / "predictions_test.parquet")
+    np.testing.assert_allclose(resumed.scores, reference.scores, rtol=1e-5, atol=1e-6)
+    assert [h["epoch"] for h in history] == [1, 2]
+    live = json.loads((tmp_path / "resumed" / "live" / "metrics.json").read_text())
+    assert live["step"] == 1, "the curves of the epoch done before the kill are rebuilt"
+
+
+def test_non_finite_loss_names_step_and_images(cfg, tiny_manifest, tmp_path, monkeypatch):
+    def nan_step(model, images, labels, index):
+        logits = model(images)
+        return {"loss": logits.sum() * torch.tensor(float("nan")), "logits": logits}
+
+    monkeypatch.setattr(student_module, "classifier_step", nan_step)
+    with pytest.raises(UserError, match=r"loss is nan at epoch 1, step 1; batch image ids \[\d+"):
+        _train(cfg, tiny_manifest, tmp_path)
