@@ -2,9 +2,12 @@
 
 import argparse
 import logging
+from pathlib import Path
 
 from wsdkd.config import load_params
+from wsdkd.data.manifest import read_split
 from wsdkd.data.prepare import prepare_dataset
+from wsdkd.data.preview import render_samples
 from wsdkd.errors import exits_cleanly
 
 
@@ -12,10 +15,15 @@ from wsdkd.errors import exits_cleanly
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--out", default="data/dataset")
+    parser.add_argument("--out", type=Path, default=Path("data/dataset"))
+    parser.add_argument("--samples", type=Path, default=Path("reports/dataset_samples.png"),
+                        help="a contact sheet of training images with their ground-truth boxes")
     args = parser.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     prepare_dataset(load_params(args.params)["dataset"], args.out)
+    train = read_split(args.out, "train")
+    if train.annotations is not None:
+        render_samples(train.annotations, train.paths[0].parent, args.samples)
 
 
 if __name__ == "__main__":

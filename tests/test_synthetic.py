@@ -10,7 +10,8 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
-from wsdkd.data.synthetic import CLASS_NAMES, SHAPES, render_samples, scenes, synthesize
+from wsdkd.data.preview import render_samples
+from wsdkd.data.synthetic import CLASS_NAMES, SHAPES, scenes, synthesize
 from wsdkd.errors import UserError
 
 TINY = {
