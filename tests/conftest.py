@@ -5,10 +5,15 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+import torch
 import yaml
+from torch import nn
 
 PROJECT = Path(__file__).resolve().parents[1]
 COCO_MINI = PROJECT.parent / "shared" / "data" / "coco-mini"
+# The tiny student that the predict and export tests share.
+CLASSES = ["cat", "dog", "kite"]
+INPUT_SIZE = 32
 
 
 @pytest.fixture(scope="session")
@@ -37,3 +42,28 @@ def tiny_manifest(tmp_path_factory, default_params) -> Path:
     out = tmp_path_factory.mktemp("tiny") / "dataset"
     prepare_dataset(tiny_dataset_cfg(default_params), out)
     return out
+
+
+@pytest.fixture(scope="session")
+def tiny_student(tmp_path_factory) -> Path:
+    """A random-weights student whose scores differ between images and classes.
+
+    Freshly initialised, its activations vanish and every score is 0.5; re-estimating batch-norm statistics on
+    random batches brings them back, so thresholds and rankings have something to act on.
+    """
+    from wsdkd.models.backbones import build_backbone
+    from wsdkd.models.student import StudentClassifier, save_student
+
+    torch.manual_seed(0)
+    model = StudentClassifier(build_backbone({"name": "efficientnet_lite0", "weights": "random",
+                                              "weights_path": None}), len(CLASSES))
+    for module in model.modules():
+        if isinstance(module, nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None  # a plain average over the calibration batches
+    model.train()
+    with torch.no_grad():
+        model(torch.randn(16, 3, INPUT_SIZE, INPUT_SIZE))
+    path = tmp_path_factory.mktemp("model") / "model.pt"
+    save_student(path, model.eval(), CLASSES, INPUT_SIZE, {"note": "test"})
+    return path

@@ -20,6 +20,13 @@ def load_rgb(path) -> Image.Image:
         raise UserError(f"{path}: cannot read image ({exc})") from None
 
 
+def square_input(image: Image.Image, size: int, mean: torch.Tensor, std: torch.Tensor) -> torch.Tensor:
+    """An RGB image as a normalised (3, size, size) tensor: the one preprocessing of training and prediction."""
+    image = image.resize((size, size), Image.BILINEAR)
+    pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
+    return (pixels - mean) / std
+
+
 class SquareImages(Dataset):
     """``(image tensor, label vector, index)`` for each image of ``split``, resized to ``size`` x ``size``."""
 
@@ -32,10 +39,8 @@ class SquareImages(Dataset):
         return len(self.split)
 
     def __getitem__(self, index: int):
-        image = load_rgb(self.split.paths[index]).resize((self.size, self.size), Image.BILINEAR)
-        pixels = torch.from_numpy(np.asarray(image, dtype=np.float32) / 255.0).permute(2, 0, 1)
-        labels = torch.from_numpy(self.split.labels[index].astype(np.float32))
-        return (pixels - self.mean) / self.std, labels, index
+        pixels = square_input(load_rgb(self.split.paths[index]), self.size, self.mean, self.std)
+        return pixels, torch.from_numpy(self.split.labels[index].astype(np.float32)), index
 
 
 def random_hflip(images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:

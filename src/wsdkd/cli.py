@@ -1,0 +1,125 @@
+"""The ``wsdkd`` command: ``predict`` labels images with a trained student, ``export`` writes it for other runtimes.
+
+Exit status: 0 when everything succeeded, 1 when some images could not be read (the others are still
+predicted), 2 for a usage error or a model file that cannot be used.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import sys
+from pathlib import Path
+from typing import Iterator, TextIO
+
+from tqdm import tqdm
+
+from . import export, predict, predict_format
+from .atomic import atomic_path
+from .errors import exits_cleanly
+from .train.device import resolve_device
+
+EXIT_OK, EXIT_SOME_FAILED = 0, 1
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 1, got {text}")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    value = int(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
+    return value
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="wsdkd", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = commands.add_parser("predict", help="label images with a trained student",
+                            description="Label images with a trained student model file (models/*/model.pt).")
+    p.add_argument("images", nargs="+", metavar="IMAGES",
+                   help="image files, folders (searched recursively) and globs (quote them; ** recurses)")
+    p.add_argument("--model", required=True, type=Path, help="a student model file written by train_student")
+    p.add_argument("--threshold", type=float, default=None,
+                   help="a class is a label when its score is strictly above this (default: the model file's "
+                        f"threshold, else {predict.DEFAULT_THRESHOLD})")
+    p.add_argument("--top-k", type=_non_negative_int, default=3, help="best classes listed per image (default 3)")
+    p.add_argument("--format", choices=predict_format.FORMATS, default=None,
+                   help="jsonl: one JSON object per image; csv: one row per image with a score column per "
+                        "class; table: aligned text (default: table on a terminal, else jsonl)")
+    p.add_argument("--out", type=Path, default=None,
+                   help="write here instead of stdout (all or nothing: no partial file if interrupted)")
+    p.add_argument("--batch-size", type=_positive_int, default=32)
+    p.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto",
+                   help="auto: CUDA (bf16 autocast) when present, else CPU")
+    p.add_argument("--workers", type=_non_negative_int, default=0, help="image-decoding worker processes")
+    p.set_defaults(run=_predict)
+
+    e = commands.add_parser("export", help="write a student as TorchScript or ONNX", description=export.__doc__,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    e.add_argument("--model", required=True, type=Path, help="a student model file written by train_student")
+    e.add_argument("--format", required=True, choices=export.FORMATS)
+    e.add_argument("--out", required=True, type=Path)
+    e.add_argument("--input-size", type=_positive_int, default=None,
+                   help="S of the (N, 3, S, S) input (default: the size the student was trained at)")
+    e.set_defaults(run=_export)
+    return parser
+
+
+@contextlib.contextmanager
+def _output(out: Path | None) -> Iterator[TextIO]:
+    if out is None:
+        yield sys.stdout
+        return
+    with atomic_path(out) as tmp, open(tmp, "w", newline="") as stream:
+        yield stream
+
+
+def _predict(args: argparse.Namespace) -> int:
+    model, meta = predict.load_model(args.model)
+    device = resolve_device(args.device, "--device")
+    paths, problems = predict.collect_images(args.images)
+    for problem in problems:
+        print(f"error: {problem}", file=sys.stderr)
+    threshold = args.threshold if args.threshold is not None else meta.get("threshold", predict.DEFAULT_THRESHOLD)
+    fmt = args.format or ("table" if args.out is None and sys.stdout.isatty() else "jsonl")
+    # A bar only where someone watches it, and only when there is something to wait for.
+    progress = sys.stderr.isatty() and len(paths) > args.batch_size
+    unreadable = 0
+    with _output(args.out) as stream:
+        writer = predict_format.make_writer(fmt, stream, meta["class_names"], threshold, args.top_k,
+                                            [str(p) for p in paths])
+        for outcome in predict.predict_files(model, meta, paths, args.batch_size, device, args.workers, progress):
+            if isinstance(outcome, predict.ImageFailure):
+                unreadable += 1
+                tqdm.write(f"error: {outcome.message}", file=sys.stderr)
+            else:
+                writer.write(str(outcome.path), outcome.scores)
+    if problems or unreadable:
+        print(f"error: predicted {len(paths) - unreadable} of {len(paths)} images; {unreadable} unreadable, "
+              f"{len(problems)} argument(s) matched nothing", file=sys.stderr)
+        return EXIT_SOME_FAILED
+    return EXIT_OK
+
+
+def _export(args: argparse.Namespace) -> int:
+    model, meta = predict.load_model(args.model)
+    metadata = export.export_student(model, meta, args.format, args.out, args.input_size)
+    print(f"wrote {args.out} ({args.format}: {metadata['input']} -> {metadata['output']})", file=sys.stderr)
+    return EXIT_OK
+
+
+@exits_cleanly
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    return args.run(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
