@@ -1,5 +1,5 @@
 # Two commands do all the set-up on a fresh machine:
-#   make run    build the environment, then run the whole pipeline on the built-in data
+#   make run    build the environment, then run the whole pipeline (every stage) on the built-in data
 #   make test   build the environment, then run the test suite (the command CI runs)
 VENV ?= .venv
 CORES ?= all
@@ -17,7 +17,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 setup: $(VENV)/.installed
 
 run: setup
-	snakemake --cores $(CORES) reports/coco_metrics.json
+	snakemake --cores $(CORES)
 
 test: setup
 	pytest
