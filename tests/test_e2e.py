@@ -30,6 +30,8 @@ def tiny_params(params: dict) -> dict:
     builtin = params["dataset"]["builtin"]
     builtin.update(num_train=24, num_test=12, image_size=96)
     params["dataset"]["val_fraction"] = 0.25
+    params["proposals"]["num_proposals"] = 30
+    params["teacher"].update(epochs=1, batch_size=8, scales=[96], cache_scale=96)
     params["student"].update(epochs=1, batch_size=8, input_size=32)
     return params
 
@@ -91,6 +93,9 @@ def test_snakemake_builds_the_whole_dag_with_real_numbers(workspace):
     assert (workspace.root / "reports/coco_per_class.md").read_text().startswith("### student_wo")
     assert (workspace.root / "reports/coco_pr.png").read_bytes()[:4] == b"\x89PNG"
     assert (workspace.root / "reports/student_wo/plots/metrics").is_dir()
+    assert 0 < metrics["teacher"]["mAP"] <= 100, "the teacher is scored beside the student"
+    detection = json.loads((workspace.root / "reports/teacher_detection.json").read_text())
+    assert 0 <= detection["test"]["corloc"] <= 100
     for split in ("train", "val", "test"):
         recall = json.loads((workspace.root / f"reports/proposals/recall_{split}.json").read_text())
         assert 0 < recall["overall"]["recall@0.5"] <= 1

@@ -1,0 +1,48 @@
+"""Stage `evaluate_teacher`: the teacher's image predictions (for `evaluate`) and its CorLoc / box AP."""
+
+import argparse
+import logging
+from pathlib import Path
+
+from wsdkd.atomic import atomic_path
+from wsdkd.cache import TeacherCache
+from wsdkd.config import load_params
+from wsdkd.data.manifest import read_split
+from wsdkd.errors import exits_cleanly
+from wsdkd.predictions import write_predictions
+from wsdkd.reports import DESCRIPTION_FILE
+from wsdkd.teacher_eval import detection_report, predictions_from_cache, write_report
+
+SPLITS = ("val", "test")
+
+
+@exits_cleanly
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--params", default="params.yaml")
+    parser.add_argument("--manifest", type=Path, default=Path("data/dataset"))
+    parser.add_argument("--cache", type=Path, default=Path("data/teacher_cache"), help="cache_teacher's folder")
+    parser.add_argument("--model", type=Path, default=Path("models/teacher"), help="train_teacher's folder")
+    parser.add_argument("--out", type=Path, default=Path("models/teacher_predictions"),
+                        help="folder for predictions_{val,test}.parquet")
+    parser.add_argument("--detection", type=Path, default=Path("reports/teacher_detection.json"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    cfg = load_params(args.params)["evaluate"]
+    report = {}
+    with atomic_path(args.out) as tmp:
+        tmp.mkdir(parents=True)
+        (tmp / DESCRIPTION_FILE).write_text((args.model / DESCRIPTION_FILE).read_text())
+        for name in SPLITS:
+            split = read_split(args.manifest, name)
+            with TeacherCache(args.cache / f"{name}.h5") as cache:
+                write_predictions(tmp / f"predictions_{name}.parquet", predictions_from_cache(cache, split))
+                if split.annotations is not None:
+                    report[name] = detection_report(cache, split, cfg["detection_nms_iou"])
+    write_report(report, args.detection)
+    for name, metrics in report.items():
+        print(f"{name}: CorLoc {metrics['corloc']}%, box AP {metrics['box_ap']}, AP50 {metrics['box_ap50']}")
+
+
+if __name__ == "__main__":
+    main()
