@@ -31,6 +31,7 @@ import torch
 from .atomic import atomic_path
 from .data.manifest import Split
 from .errors import UserError
+from .per_image_h5 import PerImageH5
 from .models.wsddn import FEATURE_STRIDE, ROI_SIZE, TWDet
 from .selection import select_proposals
 from .teacher_inputs import SplitProposals
@@ -114,42 +115,25 @@ def cache_writer(path: str | Path, layout: CacheLayout, attrs: dict[str, Any],
         yield CacheWriter(file)
 
 
-class TeacherCache:
+class TeacherCache(PerImageH5):
     """Random access to a cache file without loading it: ``with TeacherCache(path) as cache: cache.get(i)``.
 
     ``image_ids``, ``num_real`` and ``num_selected`` are read at open; everything else image by image.
     """
 
+    KIND = "teacher cache"
+    HOW_TO_MAKE = "run the cache_teacher stage first"
+
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise UserError(f"{self.path}: teacher cache not found (run the cache_teacher stage first)")
-        try:
-            self._file = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise UserError(f"{self.path}: not an HDF5 file ({exc})") from None
-        if self._file.attrs.get("format") != CACHE_FORMAT:
-            self._file.close()
-            raise UserError(f"{self.path}: not a teacher cache file")
-        if int(self._file.attrs["format_version"]) > CACHE_FORMAT_VERSION:
-            self._file.close()
-            raise UserError(f"{self.path}: cache format {self._file.attrs['format_version']} is newer than this "
-                            f"wsdkd reads ({CACHE_FORMAT_VERSION}); upgrade wsdkd")
-        self.image_ids: np.ndarray = self._file["image_ids"][:]
-        self.num_real: np.ndarray = self._file["num_real"][:]
+        super().__init__(path)
         self.num_selected: np.ndarray = self._file["num_selected"][:]
 
-    def __enter__(self) -> "TeacherCache":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __len__(self) -> int:
-        return len(self.image_ids)
+    def check(self, file: h5py.File) -> None:
+        if file.attrs.get("format") != CACHE_FORMAT:
+            raise UserError(f"{self.path}: not a teacher cache file")
+        if int(file.attrs["format_version"]) > CACHE_FORMAT_VERSION:
+            raise UserError(f"{self.path}: cache format {file.attrs['format_version']} is newer than this "
+                            f"wsdkd reads ({CACHE_FORMAT_VERSION}); upgrade wsdkd")
 
     @property
     def has_features(self) -> bool:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from .backbones import Backbone
+from ..model_file import read_model_file, save_model_file
+from .backbones import Backbone, build_backbone
 
 
 class StudentClassifier(nn.Module):
@@ -29,33 +30,14 @@ STUDENT_FORMAT, STUDENT_FORMAT_VERSION = "wsdkd-student", 1
 
 def save_student(path, model: StudentClassifier, class_names: list[str], input_size: int, params: dict) -> None:
     """A self-describing model file: weights plus everything needed to predict without params.yaml."""
-    torch.save({
-        "format": STUDENT_FORMAT, "format_version": STUDENT_FORMAT_VERSION,
-        "backbone": model.backbone.name, "class_names": list(class_names), "input_size": input_size,
-        "mean": list(model.backbone.mean), "std": list(model.backbone.std),
-        "params": params, "state_dict": model.state_dict(),
-    }, path)
+    save_model_file(path, STUDENT_FORMAT, STUDENT_FORMAT_VERSION, backbone=model.backbone.name,
+                    class_names=list(class_names), input_size=input_size, mean=list(model.backbone.mean),
+                    std=list(model.backbone.std), params=params, state_dict=model.state_dict())
 
 
 def load_student(path) -> tuple[StudentClassifier, dict]:
     """Rebuild a student from its file; returns the model (eval mode) and the file's description."""
-    from pathlib import Path
-
-    from ..errors import UserError
-    from .backbones import build_backbone
-
-    path = Path(path)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise UserError(f"{path}: model file not found") from None
-    except Exception as exc:
-        raise UserError(f"{path}: not a model file ({type(exc).__name__})") from None
-    if not isinstance(blob, dict) or blob.get("format") != STUDENT_FORMAT:
-        raise UserError(f"{path}: not a wsdkd student model file")
-    if blob["format_version"] > STUDENT_FORMAT_VERSION:
-        raise UserError(f"{path}: student file format {blob['format_version']} is newer than this wsdkd "
-                        f"reads ({STUDENT_FORMAT_VERSION}); upgrade wsdkd")
+    blob = read_model_file(path, STUDENT_FORMAT, STUDENT_FORMAT_VERSION)
     backbone = build_backbone({"name": blob["backbone"], "weights": "random", "weights_path": None})
     model = StudentClassifier(backbone, len(blob["class_names"]))
     model.load_state_dict(blob["state_dict"])

@@ -15,6 +15,7 @@ import torch
 from torch import nn
 from torchvision.ops import roi_align, roi_pool
 
+from ..model_file import read_model_file, save_model_file
 from .backbones import Backbone
 
 FEATURE_STRIDE = 16  # every backbone is cut at stride 16 (backbones.py)
@@ -180,28 +181,13 @@ TEACHER_FILE = "model.pt"  # its name inside the train_teacher stage's folder
 
 def save_teacher(path, model: TWDet, class_names: list[str], params: dict) -> None:
     """Weights plus the params that built them, so the cache stage needs nothing else."""
-    torch.save({"format": TEACHER_FORMAT, "format_version": TEACHER_FORMAT_VERSION,
-                "class_names": list(class_names), "params": params, "state_dict": model.state_dict()}, path)
+    save_model_file(path, TEACHER_FORMAT, TEACHER_FORMAT_VERSION, class_names=list(class_names), params=params,
+                    state_dict=model.state_dict())
 
 
 def load_teacher(path) -> tuple[TWDet, dict]:
     """Rebuild a teacher from its file: the model (eval mode) and the file's description."""
-    from pathlib import Path
-
-    from ..errors import UserError
-
-    path = Path(path)
-    try:
-        blob = torch.load(path, map_location="cpu", weights_only=False)
-    except FileNotFoundError:
-        raise UserError(f"{path}: teacher model file not found (run the train_teacher stage first)") from None
-    except Exception as exc:  # torch raises many types for a file that is not a checkpoint
-        raise UserError(f"{path}: not a model file ({type(exc).__name__})") from None
-    if not isinstance(blob, dict) or blob.get("format") != TEACHER_FORMAT:
-        raise UserError(f"{path}: not a wsdkd teacher model file")
-    if blob["format_version"] > TEACHER_FORMAT_VERSION:
-        raise UserError(f"{path}: teacher file format {blob['format_version']} is newer than this wsdkd reads "
-                        f"({TEACHER_FORMAT_VERSION}); upgrade wsdkd")
+    blob = read_model_file(path, TEACHER_FORMAT, TEACHER_FORMAT_VERSION, "run the train_teacher stage first")
     model = build_teacher(blob["params"], len(blob["class_names"]), weights="random")
     model.load_state_dict(blob["state_dict"])
     return model.eval(), {k: v for k, v in blob.items() if k != "state_dict"}

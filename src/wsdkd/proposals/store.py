@@ -24,6 +24,7 @@ import numpy as np
 
 from ..atomic import atomic_path
 from ..errors import UserError
+from ..per_image_h5 import PerImageH5
 
 DATASETS = ("boxes", "scores", "num_real", "image_ids")
 
@@ -86,39 +87,23 @@ def merge_proposals(parts: Sequence[Path], path: str | Path, num_proposals: int,
             reader.close()
 
 
-class ProposalReader:
+class ProposalReader(PerImageH5):
     """Random access to a proposals file without loading it: ``with ProposalReader(path) as props: ...``.
 
     ``image_ids`` and ``num_real`` (a few bytes per image) are read at open; boxes and scores on demand.
     """
 
+    KIND = "proposals file"
+    HOW_TO_MAKE = "run the proposals stage first"
+
     def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.is_file():
-            raise UserError(f"{self.path}: proposals file not found (run the proposals stage first)")
-        try:
-            self._file = h5py.File(self.path, "r")
-        except OSError as exc:
-            raise UserError(f"{self.path}: not an HDF5 file ({exc})") from None
-        missing = [name for name in DATASETS if name not in self._file]
-        if missing:
-            self._file.close()
-            raise UserError(f"{self.path}: not a proposals file (missing {', '.join(missing)})")
-        self.image_ids: np.ndarray = self._file["image_ids"][:]
-        self.num_real: np.ndarray = self._file["num_real"][:]
+        super().__init__(path)
         self._index = {int(image_id): k for k, image_id in enumerate(self.image_ids)}
 
-    def __enter__(self) -> "ProposalReader":
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-    def close(self) -> None:
-        self._file.close()
-
-    def __len__(self) -> int:
-        return len(self.image_ids)
+    def check(self, file: h5py.File) -> None:
+        missing = [name for name in DATASETS if name not in file]
+        if missing:
+            raise UserError(f"{self.path}: not a proposals file (missing {', '.join(missing)})")
 
     @property
     def num_proposals(self) -> int:

@@ -1,0 +1,55 @@
+"""Read-only access to HDF5 files with one row per image (proposals, the teacher cache), without loading them.
+
+Opening reads only ``image_ids`` and ``num_real``; everything else is read image by image. A missing, foreign
+or damaged file is one UserError line naming it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from .errors import UserError
+
+
+class PerImageH5:
+    """Base of the readers: ``with Reader(path) as r: r.image_ids, len(r), ...``.
+
+    Subclasses name the file (``KIND``), say how to make it (``HOW_TO_MAKE``) and check its layout in ``check``.
+    """
+
+    KIND = "per-image HDF5 file"
+    HOW_TO_MAKE = ""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise UserError(f"{self.path}: {self.KIND} not found ({self.HOW_TO_MAKE})")
+        try:
+            self._file = h5py.File(self.path, "r")
+        except OSError as exc:
+            raise UserError(f"{self.path}: not an HDF5 file ({exc})") from None
+        try:
+            self.check(self._file)
+        except UserError:
+            self._file.close()
+            raise
+        self.image_ids: np.ndarray = self._file["image_ids"][:]
+        self.num_real: np.ndarray = self._file["num_real"][:]
+
+    def check(self, file: h5py.File) -> None:
+        """Raise UserError when ``file`` is not of this kind."""
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._file.close()
+
+    def __len__(self) -> int:
+        return len(self.image_ids)
