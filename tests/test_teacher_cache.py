@@ -43,7 +43,7 @@ def cfg(default_params, tmp_path, monkeypatch):
             "freeze_backbone": True, "head": "gap_mlp", "head_hidden": 16, "roi_op": "align", "a": 1.0, "b": 0.0,
             "scales": [48, 64], "cache_scale": 64, "epochs": 2, "batch_size": 8, "lr": 0.01, "momentum": 0.9,
             "weight_decay": 5e-4, "lr_decay_factor": 0.1, "lr_patience": 2, "hflip": True, "seed": 0,
-            "num_workers": 0, "device": "cpu", "amp": True}
+            "num_workers": 0, "device": "cpu", "amp": True, "spatial_reg": 0.1, "spatial_reg_iou": 0.6}
 
 
 def _run(cfg, manifest, proposals, root, name):

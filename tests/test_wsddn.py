@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from wsdkd.models.backbones import Backbone
-from wsdkd.models.wsddn import TWDet, image_scores, objectness, probability_bce, two_stream_scores
+from wsdkd.models.wsddn import (TWDet, image_scores, objectness, probability_bce, spatial_regulariser,
+                                two_stream_scores)
 
 LN3 = math.log(3.0)
 # Two proposals, two classes.
@@ -109,3 +110,37 @@ def test_prior_weighting_scales_pooled_features():
     expected = model.pool(maps, boxes) * (10.0 * prior.reshape(-1) + 1.0)[:, None, None, None]
     mc, _ = model.from_maps(maps, boxes, prior)
     torch.testing.assert_close(mc.view(-1, 3), model.classify(model.head(expected.mean((2, 3)))))
+
+
+def _regulariser_case():
+    # b1 overlaps b0 by IoU 90/100 = 0.9; b2 is far away.
+    boxes = torch.tensor([[[0.0, 0, 10, 10], [0, 0, 10, 9], [20, 20, 30, 30]]])
+    scores = torch.tensor([[[0.5, 0.1], [0.3, 0.2], [0.2, 0.7]]])
+    features = torch.tensor([[[1.0], [3.0], [5.0]]], requires_grad=True)
+    return features, scores, boxes
+
+
+def test_spatial_regulariser_hand_computed():
+    features, scores, boxes = _regulariser_case()
+    valid = torch.ones(1, 3, dtype=torch.bool)
+    # Class 0 is positive; its top region is b0. b0 adds 0 (no distance), b1 adds 1/2 * 0.3^2 * (3 - 1)^2 = 0.18,
+    # b2 is too far (IoU 0). One positive class, one image: 0.18.
+    loss = spatial_regulariser(features, scores, boxes, torch.tensor([[1.0, 0.0]]), valid, iou=0.6)
+    assert loss.item() == pytest.approx(0.18)
+    loss.backward()
+    # d/df1 = 0.3^2 * (f1 - f0) = 0.18, d/df0 = -0.18, b2 untouched.
+    torch.testing.assert_close(features.grad, torch.tensor([[[-0.18], [0.18], [0.0]]]))
+    # Class 1 positive too: its top region b2 overlaps nothing else, adding 0; the mean over n+ = 2 halves it.
+    both = spatial_regulariser(features, scores, boxes, torch.tensor([[1.0, 1.0]]), valid, iou=0.6)
+    assert both.item() == pytest.approx(0.09)
+
+
+def test_spatial_regulariser_ignores_recycled_rows_and_negative_images():
+    features, scores, boxes = _regulariser_case()
+    # With b0 a recycled row, class 0's top real region is b1, which overlaps no other real region.
+    masked = spatial_regulariser(features, scores, boxes, torch.tensor([[1.0, 0.0]]),
+                                 torch.tensor([[False, True, True]]), iou=0.6)
+    assert masked.item() == 0.0
+    none = spatial_regulariser(features, scores, boxes, torch.tensor([[0.0, 0.0]]),
+                               torch.ones(1, 3, dtype=torch.bool), iou=0.6)
+    assert none.item() == 0.0

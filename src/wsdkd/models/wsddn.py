@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torchvision.ops import roi_align, roi_pool
+from torchvision.ops import box_iou, roi_align, roi_pool
 
 from ..model_file import read_model_file, save_model_file
 from .backbones import Backbone
@@ -59,6 +59,28 @@ def image_scores(scores: torch.Tensor, eps: float = PROB_EPS) -> torch.Tensor:
 def objectness(scores: torch.Tensor) -> torch.Tensor:
     """s' (..., R) = sum over classes of S: how much of the image's class evidence each proposal holds (Eq. 4)."""
     return scores.sum(dim=-1)
+
+
+def spatial_regulariser(features: torch.Tensor, scores: torch.Tensor, boxes: torch.Tensor, labels: torch.Tensor,
+                        valid: torch.Tensor, iou: float) -> torch.Tensor:
+    """The original WSDDN's spatial regulariser (Bilen & Vedaldi, CVPR 2016, Eq. 3), averaged over the batch.
+
+    For each positive class k of an image, take the region r*_k scoring highest in S[:, k]; every real region r
+    overlapping it by IoU > ``iou`` is pulled towards its features, weighted by its squared score:
+    1/n+ sum_k sum_r 1/2 S_rk^2 ||f_r - f_r*k||^2, with n+ the image's positive classes. ``features`` (B, N, D)
+    are the head's region vectors, ``scores`` S (B, N, K), ``boxes`` (B, N, 4), ``labels`` (B, K), ``valid`` (B, N).
+    """
+    total = features.new_zeros(())
+    for feats, s, bx, y, real in zip(features, scores, boxes, labels, valid):
+        positive = y.nonzero().flatten()
+        if positive.numel() == 0:
+            continue
+        s_pos = s[:, positive]  # (N, P)
+        top = s_pos.masked_fill(~real[:, None], float("-inf")).argmax(dim=0)  # r*_k for each positive class
+        near = (box_iou(bx[top], bx) > iou) & real[None, :]  # (P, N)
+        distance = (feats[None, :, :] - feats[top][:, None, :]).pow(2).sum(-1)  # (P, N)
+        total = total + (0.5 * s_pos.t().pow(2) * distance * near).sum() / positive.numel()
+    return total / features.shape[0]
 
 
 def probability_bce(p: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
@@ -147,12 +169,19 @@ class TWDet(nn.Module):
         pooled = self.pool(maps, boxes)
         return pooled.mean(dim=(2, 3)) if self.averaged else pooled
 
-    def from_phi(self, phi: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(M^c, M^d), each (B, N, K), from phi of the (B, N) proposals: Eq. 2's branches on phi * (a * s_R + b)."""
+    def embed(self, phi: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
+        """The head's vector of each of the (B, N) proposals, from phi * (a * s_R + b) (Eq. 2): (B, N, D)."""
         batch, rows = prior.shape
         weight = (self.a * prior.reshape(-1) + self.b).to(phi.dtype)
-        vectors = self.head(phi * weight.view(-1, *([1] * (phi.dim() - 1))))
-        return self.classify(vectors).view(batch, rows, -1), self.detect(vectors).view(batch, rows, -1)
+        return self.head(phi * weight.view(-1, *([1] * (phi.dim() - 1)))).view(batch, rows, -1)
+
+    def branches(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M^c, M^d), each (B, N, K), from the region vectors (B, N, D): Eq. 2's two fc branches."""
+        return self.classify(vectors), self.detect(vectors)
+
+    def from_phi(self, phi: torch.Tensor, prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(M^c, M^d), each (B, N, K), from phi of the (B, N) proposals."""
+        return self.branches(self.embed(phi, prior))
 
     def from_maps(self, maps: torch.Tensor, boxes: torch.Tensor,
                   prior: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

@@ -25,7 +25,7 @@ from ..atomic import atomic_path
 from ..data.images import SquareImages
 from ..data.manifest import Split, read_split
 from ..models.wsddn import (TEACHER_FILE, TWDet, build_teacher, image_scores, probability_bce, save_teacher,
-                             two_stream_scores)
+                             spatial_regulariser, two_stream_scores)
 from ..reports import DESCRIPTION_FILE
 from ..teacher_inputs import SplitProposals, resize_and_flip
 from .device import resolve_device
@@ -63,8 +63,10 @@ class TeacherPart:
 class TeacherStep:
     """The loop's step for T-WDet (see the module docstring); returns the BCE of Eq. 2 and logit(p)."""
 
-    def __init__(self, parts: list[TeacherPart], scales: list[int], test_scale: int, hflip: bool) -> None:
+    def __init__(self, parts: list[TeacherPart], scales: list[int], test_scale: int, hflip: bool,
+                 spatial_reg: float = 0.0, spatial_reg_iou: float = 0.6) -> None:
         self.parts, self.scales, self.test_scale, self.hflip = parts, scales, test_scale, hflip
+        self.spatial_reg, self.spatial_reg_iou = spatial_reg, spatial_reg_iou
 
     def _part(self, rows: torch.Tensor) -> tuple[TeacherPart, np.ndarray]:
         first = int(rows[0])
@@ -81,11 +83,18 @@ class TeacherStep:
             scale, flips = self.test_scale, None
         boxes, prior, valid = part.proposals.batch(indices, scale, flips, device)
         if part.bank is not None:
-            mc, md = model.from_phi(part.bank.phi(indices, scale, flips).to(device, non_blocking=True), prior)
+            phi = part.bank.phi(indices, scale, flips).to(device, non_blocking=True)
         else:
-            mc, md = model.from_maps(model.body(resize_and_flip(images, scale, flips)), boxes, prior)
-        p = image_scores(two_stream_scores(mc.float(), md.float(), valid=valid))
-        return {"loss": probability_bce(p, labels), "logits": torch.logit(p)}
+            phi = model.phi(model.body(resize_and_flip(images, scale, flips)), boxes)
+        vectors = model.embed(phi, prior)
+        mc, md = model.branches(vectors)
+        scores = two_stream_scores(mc.float(), md.float(), valid=valid)
+        p = image_scores(scores)
+        loss = probability_bce(p, labels)
+        if self.spatial_reg > 0 and model.training:
+            loss = loss + self.spatial_reg * spatial_regulariser(vectors.float(), scores, boxes, labels, valid,
+                                                                 self.spatial_reg_iou)
+        return {"loss": loss, "logits": torch.logit(p)}
 
 
 def describe(cfg: dict, history: list[dict]) -> dict:
@@ -136,7 +145,8 @@ def train_teacher(cfg: dict, manifest_dir: Path, proposals_dir: Path, out_dir: P
         size = None if bank is not None else (max(cfg["scales"]) if name == "train" else cfg["cache_scale"])
         datasets[name] = TeacherRows(split, offset, size, model.mean, model.std)
         offset += len(split)
-    step = TeacherStep(parts, cfg["scales"], cfg["cache_scale"], cfg["hflip"])
+    step = TeacherStep(parts, cfg["scales"], cfg["cache_scale"], cfg["hflip"], cfg["spatial_reg"],
+                       cfg["spatial_reg_iou"])
 
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.SGD(trainable, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
