@@ -1,4 +1,4 @@
-"""Throughput of ``wsdkd predict`` against a bare forward pass of the same student, and (later) the teacher.
+"""Throughput of ``wsdkd predict`` against a bare forward pass of the same student, and against the teacher.
 
 Three timings over the same N synthetic JPEGs, each the best of ``--repeats`` interleaved rounds (the best,
 because on a shared machine other work only ever slows a round down):
@@ -11,7 +11,13 @@ because on a shared machine other work only ever slows a round down):
 The overhead of a predict timing is its time over the bare forward's, minus one; the target is at most 10% at
 batch 32 for the decode-excluded path. Decoding is reported too, and honestly dominates on a CPU.
 
-    python benchmarks/bench_predict.py [--images 256] [--batch-size 32] [--input-size 224] [--device auto]
+Then the paper's efficiency claim: the student's whole predict path (decode included) against the teacher's
+(decode, region proposals, squash, RoI pooling, both streams), each through its model file and ``predict_files``,
+on the first ``--teacher-images`` photos, at the paper's sizes (VGG16 both, student 224, teacher 672,
+``--paper-proposals`` boxes) and at the built-in defaults of params.yaml (random weights: timing only).
+
+    python benchmarks/bench_predict.py [--images 16] [--batch-size 32] [--input-size 224] [--device auto]
+                                       [--teacher-images 16] [--teacher-batch-size 4] [--paper-proposals 500]
 """
 
 from __future__ import annotations
@@ -28,10 +34,14 @@ import torch
 from PIL import Image
 from torch.utils.data import DataLoader
 
+from wsdkd.config import load_params
 from wsdkd.models.backbones import build_backbone
 from wsdkd.models.student import StudentClassifier, save_student
-from wsdkd.predict import ImageFiles, collate_readable, load_model, predict_files, score_batches
+from wsdkd.models.wsddn import build_teacher, save_teacher
+from wsdkd.predict import (ImageFiles, Predictor, StudentPredictor, collate_readable, load_model, predict_files,
+                           score_batches)
 from wsdkd.predict_format import make_writer
+from wsdkd.predict_teacher import load_teacher_predictor
 from wsdkd.train.device import autocast, resolve_device
 
 COCO_CLASSES = 80
@@ -41,6 +51,12 @@ PHOTO_DETAIL = 8  # noise is drawn on a grid this many times coarser than the ph
 JPEG_QUALITY = 90
 OVERHEAD_TARGET = 0.10
 TEACHER_SPEEDUP_TARGET = 20.0
+PARAMS = Path(__file__).resolve().parents[1] / "params.yaml"
+# The paper's test-time setting (Liu et al. 2018): VGG16 student at 224, VGG16 T-WDet at 672 with fc6/fc7 on
+# RoIPool, the body fine-tuned (so nothing is frozen or banked at test time either).
+PAPER_BACKBONE, PAPER_STUDENT_SIZE, PAPER_TEACHER_SIZE = "vgg16", 224, 672
+PAPER_TEACHER = {"head": "backbone", "roi_op": "pool", "freeze_backbone": False}
+RANDOM_WEIGHTS = {"weights": "random", "weights_path": None}
 
 
 def write_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
@@ -70,22 +86,38 @@ def time_bare(model: torch.nn.Module, on_device: Sequence[torch.Tensor], device:
     return time.perf_counter() - start
 
 
-def time_predict_preloaded(model: torch.nn.Module, meta: dict, batches: list, device: torch.device) -> float:
-    writer = make_writer("jsonl", io.StringIO(), meta["class_names"], 0.5, 3, [])
+def time_predict_preloaded(predictor: Predictor, batches: list, device: torch.device) -> float:
+    writer = make_writer("jsonl", io.StringIO(), predictor.meta["class_names"], 0.5, 3, [])
     start = time.perf_counter()
-    for batch, scores in score_batches(model, batches, device):
+    for batch, scores in score_batches(predictor, batches, device):
         for i, row in zip(batch.indices, scores):
             writer.write(str(i), row)
     return time.perf_counter() - start
 
 
-def time_predict_files(model: torch.nn.Module, meta: dict, paths: list[Path], batch_size: int,
-                       device: torch.device, workers: int) -> float:
-    writer = make_writer("jsonl", io.StringIO(), meta["class_names"], 0.5, 3, [])
+def time_predict_files(predictor: Predictor, paths: Sequence[Path], batch_size: int, device: torch.device,
+                       workers: int = 0) -> float:
+    writer = make_writer("jsonl", io.StringIO(), predictor.meta["class_names"], 0.5, 3, [])
     start = time.perf_counter()
-    for outcome in predict_files(model, meta, paths, batch_size, device, workers):
+    for outcome in predict_files(predictor, paths, batch_size, device, workers):
         writer.write(str(outcome.path), outcome.scores)
     return time.perf_counter() - start
+
+
+def student_predictor(folder: Path, backbone: str, size: int) -> StudentPredictor:
+    """A random student through its model file, as a user would: what predict runs is what load_model rebuilds."""
+    student = StudentClassifier(build_backbone({"name": backbone, **RANDOM_WEIGHTS}), COCO_CLASSES)
+    path = folder / f"student_{backbone}_{size}.pt"
+    save_student(path, student, [f"class{k}" for k in range(COCO_CLASSES)], size, {})
+    return StudentPredictor(*load_model(path))
+
+
+def teacher_predictor(folder: Path, cfg: dict, proposals: dict) -> Predictor:
+    """A random teacher through its model file and the loader ``wsdkd predict`` uses."""
+    path = folder / f"teacher_{cfg['backbone']['name']}_{cfg['cache_scale']}.pt"
+    save_teacher(path, build_teacher(cfg, COCO_CLASSES), [f"class{k}" for k in range(COCO_CLASSES)], cfg,
+                 proposals)
+    return load_teacher_predictor(path)
 
 
 def teacher_speedup(teacher: Callable[[Sequence[Path]], object], paths: Sequence[Path], batch_size: int,
@@ -102,57 +134,94 @@ def teacher_speedup(teacher: Callable[[Sequence[Path]], object], paths: Sequence
     teacher_ips = len(paths) / (time.perf_counter() - start)
     speedup = student_images_per_s / teacher_ips
     verdict = "meets" if speedup >= TEACHER_SPEEDUP_TARGET else "misses"
-    print(f"teacher (whole test-time path)     {teacher_ips:9.1f} images/s   student is {speedup:.1f}x faster "
+    print(f"teacher (whole test-time path)     {teacher_ips:9.2f} images/s   student is {speedup:.1f}x faster "
           f"({verdict} the >= {TEACHER_SPEEDUP_TARGET:g}x target)")
     return speedup
 
 
+def compare_with_teacher(title: str, student: StudentPredictor, teacher: Predictor, paths: Sequence[Path],
+                         batch_size: int, teacher_batch_size: int, repeats: int, device: torch.device) -> float:
+    """Both whole predict paths on ``paths`` after a one-image warm-up: the student best of ``repeats``, the
+    teacher (tens of times slower, so little disturbed by bursts of load) once."""
+    print(title)
+    time_predict_files(student, paths[:1], batch_size, device)
+    student_s = min(time_predict_files(student, paths, batch_size, device) for _ in range(repeats))
+    print(f"student (whole predict path)       {len(paths) / student_s:9.2f} images/s")
+
+    def teacher_run(batch: Sequence[Path]) -> list:
+        return list(predict_files(teacher, batch, len(batch), device))
+
+    teacher_run(paths[:1])
+    return teacher_speedup(teacher_run, paths, teacher_batch_size, len(paths) / student_s)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--images", type=int, default=256)
+    parser.add_argument("--images", type=int, default=16)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--input-size", type=int, default=224, help="the student's input (paper: 224)")
     parser.add_argument("--backbone", default="efficientnet_lite0")
     parser.add_argument("--device", choices=("auto", "cpu", "cuda"), default="auto")
     parser.add_argument("--workers", type=int, default=0, help="decoding processes for the decode-included path")
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--teacher-images", type=int, default=16, help="photos in the student-vs-teacher timings")
+    parser.add_argument("--teacher-batch-size", type=int, default=4)
+    parser.add_argument("--paper-proposals", type=int, default=500, help="proposals per image at the paper's sizes")
     args = parser.parse_args()
     device = resolve_device(args.device, "--device")
+    params = load_params(PARAMS)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        paths = write_photos(folder, args.images)
-        # Through a model file, as a user would: what predict runs is what load_model rebuilds.
-        student = StudentClassifier(build_backbone({"name": args.backbone, "weights": "random",
-                                                    "weights_path": None}), COCO_CLASSES)
-        save_student(folder / "model.pt", student, [f"class{k}" for k in range(COCO_CLASSES)],
-                     args.input_size, {})
-        model, meta = load_model(folder / "model.pt")
-        model.to(device)
-        decoded = list(DataLoader(ImageFiles(paths, args.input_size, meta["mean"], meta["std"]),
+        paths = write_photos(folder, max(args.images, args.teacher_images))
+        predictor = student_predictor(folder, args.backbone, args.input_size)
+        model, meta = predictor.model.to(device), predictor.meta
+        decoded = list(DataLoader(ImageFiles(paths[:args.images], args.input_size, meta["mean"], meta["std"]),
                                   batch_size=args.batch_size, collate_fn=collate_readable))
-        on_device = [b.pixels.to(device) for b in decoded]
+        on_device = [b.inputs.to(device) for b in decoded]
 
         time_bare(model, on_device[:1], device)  # warm-up: lazy init, cuDNN autotuning, allocator
         best = {"bare": float("inf"), "preloaded": float("inf"), "files": float("inf")}
         for _ in range(args.repeats):  # interleaved, so a burst of load hits all three alike
             best["bare"] = min(best["bare"], time_bare(model, on_device, device))
-            best["preloaded"] = min(best["preloaded"], time_predict_preloaded(model, meta, decoded, device))
-            best["files"] = min(best["files"], time_predict_files(model, meta, paths, args.batch_size, device,
-                                                                  args.workers))
+            best["preloaded"] = min(best["preloaded"], time_predict_preloaded(predictor, decoded, device))
+            best["files"] = min(best["files"], time_predict_files(predictor, paths[:args.images], args.batch_size,
+                                                                  device, args.workers))
 
-    n = args.images
-    threads = torch.get_num_threads() if device.type == "cpu" else "-"
-    print(f"{args.backbone} student, {n} images {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG -> {args.input_size}x"
-          f"{args.input_size}, batch {args.batch_size}, device {device} (torch threads {threads}), "
-          f"best of {args.repeats}")
-    print(f"bare forward (preloaded tensors)   {n / best['bare']:9.1f} images/s")
-    for key, name in (("preloaded", "predict, decode excluded"), ("files", "predict, decode included")):
-        overhead = best[key] / best["bare"] - 1
-        flag = "" if key == "files" else f"  (target <= {OVERHEAD_TARGET:.0%}: " + (
-            "met)" if overhead <= OVERHEAD_TARGET else "MISSED)")
-        print(f"{name:<34} {n / best[key]:9.1f} images/s   overhead {overhead:+.1%}{flag}")
-    print("teacher: not measured here yet; teacher_speedup() takes the teacher's test-time path (files -> scores)")
+        n = args.images
+        threads = torch.get_num_threads() if device.type == "cpu" else "-"
+        print(f"{args.backbone} student, {n} images {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG -> {args.input_size}x"
+              f"{args.input_size}, batch {args.batch_size}, device {device} (torch threads {threads}), "
+              f"best of {args.repeats}")
+        print(f"bare forward (preloaded tensors)   {n / best['bare']:9.1f} images/s")
+        for key, name in (("preloaded", "predict, decode excluded"), ("files", "predict, decode included")):
+            overhead = best[key] / best["bare"] - 1
+            flag = "" if key == "files" else f"  (target <= {OVERHEAD_TARGET:.0%}: " + (
+                "met)" if overhead <= OVERHEAD_TARGET else "MISSED)")
+            print(f"{name:<34} {n / best[key]:9.1f} images/s   overhead {overhead:+.1%}{flag}")
+
+        subset = paths[:args.teacher_images]
+        common = dict(paths=subset, batch_size=args.batch_size, teacher_batch_size=args.teacher_batch_size,
+                      repeats=args.repeats, device=device)
+        teacher_cfg, proposals = params["teacher"], params["proposals"]
+        paper_cfg = {**teacher_cfg, **PAPER_TEACHER, "backbone": {"name": PAPER_BACKBONE, **RANDOM_WEIGHTS},
+                     "cache_scale": PAPER_TEACHER_SIZE}
+        compare_with_teacher(
+            f"\npaper's sizes: {PAPER_BACKBONE} student {PAPER_STUDENT_SIZE} vs {PAPER_BACKBONE} T-WDet "
+            f"{PAPER_TEACHER_SIZE} ({PAPER_TEACHER['head']} head, RoI{PAPER_TEACHER['roi_op']}), "
+            f"{args.paper_proposals} {proposals['source']} proposals, {len(subset)} images, teacher batch "
+            f"{args.teacher_batch_size}",
+            student_predictor(folder, PAPER_BACKBONE, PAPER_STUDENT_SIZE),
+            teacher_predictor(folder, paper_cfg, {**proposals, "num_proposals": args.paper_proposals}), **common)
+        builtin_cfg = {**teacher_cfg, "backbone": {**teacher_cfg["backbone"], **RANDOM_WEIGHTS}}
+        student_cfg = params["student"]
+        compare_with_teacher(
+            f"\nbuilt-in defaults: {student_cfg['backbone']['name']} student {student_cfg['input_size']} vs "
+            f"{teacher_cfg['backbone']['name']} T-WDet {teacher_cfg['cache_scale']} ({teacher_cfg['head']} head, "
+            f"{'frozen' if teacher_cfg['freeze_backbone'] else 'fine-tuned'} body), {proposals['num_proposals']} "
+            f"{proposals['source']} proposals, {len(subset)} images, teacher batch {args.teacher_batch_size}",
+            student_predictor(folder, student_cfg["backbone"]["name"], student_cfg["input_size"]),
+            teacher_predictor(folder, builtin_cfg, proposals), **common)
 
 
 if __name__ == "__main__":

@@ -17,7 +17,7 @@ from wsdkd.cli import main
 from wsdkd.data.images import SquareImages
 from wsdkd.data.manifest import Split
 from wsdkd.models.student import STUDENT_FORMAT_VERSION, load_student
-from wsdkd.predict import ImageFailure, ImageScores, collect_images, predict_files
+from wsdkd.predict import ImageFailure, ImageScores, StudentPredictor, collect_images, predict_files
 from wsdkd.predict_format import ranked
 
 from .conftest import CLASSES, INPUT_SIZE
@@ -63,9 +63,10 @@ def test_collect_folders_globs_and_missing(images):
 def test_predictions_are_the_sigmoid_of_the_trained_preprocessing(tiny_student, images):
     model, meta = load_student(tiny_student)
     paths = [images / name for name in GOOD]
-    got = list(predict_files(model, meta, paths, batch_size=len(paths), device=torch.device("cpu")))
+    predictor = StudentPredictor(model, meta)
+    got = list(predict_files(predictor, paths, batch_size=len(paths), device=torch.device("cpu")))
     assert [o.path for o in got] == paths and all(isinstance(o, ImageScores) for o in got)
-    in_pairs = list(predict_files(model, meta, paths, batch_size=2, device=torch.device("cpu")))
+    in_pairs = list(predict_files(predictor, paths, batch_size=2, device=torch.device("cpu")))
     # The same images as training feeds them (SquareImages), one batch, straight through the model.
     n = len(paths)
     split = Split("x", np.arange(n), paths, np.zeros(n), np.zeros(n), np.zeros((n, len(CLASSES)), np.uint8),
@@ -82,7 +83,7 @@ def test_predictions_are_the_sigmoid_of_the_trained_preprocessing(tiny_student, 
 def test_unreadable_files_are_reported_in_order(tiny_student, images):
     model, meta = load_student(tiny_student)
     paths = [images / GOOD[0], images / BAD[0], images / BAD[1], images / GOOD[1]]
-    got = list(predict_files(model, meta, paths, batch_size=3, device=torch.device("cpu")))
+    got = list(predict_files(StudentPredictor(model, meta), paths, batch_size=3, device=torch.device("cpu")))
     assert [type(o) for o in got] == [ImageScores, ImageFailure, ImageFailure, ImageScores]
     assert [o.path for o in got] == paths
     assert str(paths[1]) in got[1].message
@@ -116,8 +117,8 @@ def test_csv_and_threshold(tiny_student, images, tmp_path, capsys):
     out = tmp_path / "p.csv"
     # A threshold halfway between two middle scores: some classes are labels, some not, none on the edge.
     model, meta = load_student(tiny_student)
-    scores = np.stack([o.scores for o in predict_files(model, meta, [images / g for g in GOOD], 4,
-                                                       torch.device("cpu"))])
+    scores = np.stack([o.scores for o in predict_files(StudentPredictor(model, meta), [images / g for g in GOOD],
+                                                       4, torch.device("cpu"))])
     middle = np.sort(scores, axis=None)[scores.size // 2 - 1: scores.size // 2 + 1]
     threshold = float(middle.mean())
     code, _, _ = _run(["predict", str(images / "good"), "--model", str(tiny_student), "--out", str(out),

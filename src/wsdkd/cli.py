@@ -1,4 +1,5 @@
-"""The ``wsdkd`` command: ``predict`` labels images with a trained student, ``export`` writes it for other runtimes.
+"""The ``wsdkd`` command: ``predict`` labels images with a trained student (or teacher), ``export`` writes a
+student for other runtimes.
 
 Exit status: 0 when everything succeeded, 1 when some images could not be read (the others are still
 predicted), 2 for a usage error or a model file that cannot be used.
@@ -17,6 +18,9 @@ from tqdm import tqdm
 from . import export, predict, predict_format
 from .atomic import atomic_path
 from .errors import exits_cleanly
+from .model_file import model_file_kind
+from .models.wsddn import TEACHER_FORMAT
+from .predict_teacher import load_teacher_predictor
 from .train.device import resolve_device
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
@@ -41,11 +45,13 @@ def _parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    p = commands.add_parser("predict", help="label images with a trained student",
-                            description="Label images with a trained student model file (models/*/model.pt).")
+    p = commands.add_parser("predict", help="label images with a trained student or teacher",
+                            description="Label images with a trained student or teacher model file "
+                                        "(models/*/model.pt); a teacher makes its own region proposals.")
     p.add_argument("images", nargs="+", metavar="IMAGES",
                    help="image files, folders (searched recursively) and globs (quote them; ** recurses)")
-    p.add_argument("--model", required=True, type=Path, help="a student model file written by train_student")
+    p.add_argument("--model", required=True, type=Path,
+                   help="a model file written by train_student or train_teacher")
     p.add_argument("--threshold", type=float, default=None,
                    help="a class is a label when its score is strictly above this (default: the model file's "
                         f"threshold, else {predict.DEFAULT_THRESHOLD})")
@@ -81,8 +87,16 @@ def _output(out: Path | None) -> Iterator[TextIO]:
         yield stream
 
 
+def _load_predictor(path: Path) -> predict.Predictor:
+    """The predictor of the kind the file declares; anything else goes to the student loader, which explains."""
+    if model_file_kind(path) == TEACHER_FORMAT:
+        return load_teacher_predictor(path)
+    return predict.StudentPredictor(*predict.load_model(path))
+
+
 def _predict(args: argparse.Namespace) -> int:
-    model, meta = predict.load_model(args.model)
+    predictor = _load_predictor(args.model)
+    meta = predictor.meta
     device = resolve_device(args.device, "--device")
     paths, problems = predict.collect_images(args.images)
     for problem in problems:
@@ -95,7 +109,7 @@ def _predict(args: argparse.Namespace) -> int:
     with _output(args.out) as stream:
         writer = predict_format.make_writer(fmt, stream, meta["class_names"], threshold, args.top_k,
                                             [str(p) for p in paths])
-        for outcome in predict.predict_files(model, meta, paths, args.batch_size, device, args.workers, progress):
+        for outcome in predict.predict_files(predictor, paths, args.batch_size, device, args.workers, progress):
             if isinstance(outcome, predict.ImageFailure):
                 unreadable += 1
                 tqdm.write(f"error: {outcome.message}", file=sys.stderr)

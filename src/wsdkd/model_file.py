@@ -29,3 +29,12 @@ def read_model_file(path: str | Path, kind: str, version: int, missing_hint: str
         raise UserError(f"{path}: {kind} file format {blob['format_version']} is newer than this wsdkd reads "
                         f"({version}); upgrade wsdkd")
     return blob
+
+
+def model_file_kind(path: str | Path) -> str | None:
+    """The kind a model file declares, or None for anything else; memory-mapped, so the weights stay unread."""
+    try:
+        blob = torch.load(path, map_location="cpu", weights_only=False, mmap=True)
+    except Exception:  # missing, not a checkpoint, not zip-based: the kind's own loader explains it properly
+        return None
+    return blob.get("format") if isinstance(blob, dict) else None

@@ -1,20 +1,23 @@
-"""Predict with a trained student on image files: find the files, batch them through a DataLoader, score them.
+"""Predict on image files: find the files, batch them through a DataLoader, score them.
 
-Inputs are prepared exactly as in training (``SquareImages``): squashed to ``input_size`` x ``input_size``,
-scaled to [0, 1] and normalised with the model file's mean and std. A file that cannot be read is reported
-and skipped, never fatal, so one bad photo does not cost the predictions of the others.
+The path is shared by every model kind; a :class:`Predictor` supplies the kind's two parts (how a file becomes
+inputs, how a batch of inputs becomes probabilities). The student's inputs are prepared exactly as in training
+(``SquareImages``): squashed to ``input_size`` x ``input_size``, scaled to [0, 1] and normalised with the model
+file's mean and std. A file that cannot be read is reported and skipped, never fatal, so one bad photo does not
+cost the predictions of the others.
 """
 
 from __future__ import annotations
 
 import glob
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator, NamedTuple, Sequence
+from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, default_collate
 from tqdm import tqdm
 
 from .data.images import load_rgb, square_input
@@ -26,6 +29,34 @@ from .train.device import autocast
 IMAGE_SUFFIXES = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 # Used when the model file carries no tuned threshold; the paper's Eq. 1 default.
 DEFAULT_THRESHOLD = 0.5
+
+
+class Predictor(ABC):
+    """One model kind's part of prediction; ``meta`` is its file's description (``class_names``, maybe ``threshold``).
+
+    ``dataset(paths)`` yields ``(index, inputs or None, error message or None)`` per file, ``inputs`` being
+    anything ``default_collate`` batches; ``probabilities`` maps such a batch to (n, K) scores in [0, 1].
+    """
+
+    def __init__(self, model: torch.nn.Module, meta: dict) -> None:
+        self.model, self.meta = model, meta
+
+    @abstractmethod
+    def dataset(self, paths: Sequence[Path]) -> Dataset: ...
+
+    @abstractmethod
+    def probabilities(self, inputs: Any, device: torch.device) -> torch.Tensor:
+        """Called under autocast; returns float32."""
+
+
+class StudentPredictor(Predictor):
+    """The student: the training preprocessing, then sigmoid of the logits."""
+
+    def dataset(self, paths: Sequence[Path]) -> Dataset:
+        return ImageFiles(paths, self.meta["input_size"], self.meta["mean"], self.meta["std"])
+
+    def probabilities(self, inputs: torch.Tensor, device: torch.device) -> torch.Tensor:
+        return torch.sigmoid(self.model(inputs.to(device, non_blocking=True)).float())
 
 
 def load_model(path: str | Path) -> tuple[StudentClassifier, dict]:
@@ -89,17 +120,17 @@ class ImageFiles(Dataset):
 
 
 class Batch(NamedTuple):
-    """The readable images of a batch, stacked, and the unreadable ones with their messages."""
+    """The readable images of a batch, their inputs collated, and the unreadable ones with their messages."""
 
     indices: list[int]
-    pixels: torch.Tensor | None
+    inputs: Any  # None when no image of the batch was readable
     failures: list[tuple[int, str]]
 
 
-def collate_readable(items: list[tuple[int, torch.Tensor | None, str | None]]) -> Batch:
+def collate_readable(items: list[tuple[int, Any, str | None]]) -> Batch:
     good = [(i, x) for i, x, _ in items if x is not None]
-    pixels = torch.stack([x for _, x in good]) if good else None
-    return Batch([i for i, _ in good], pixels, [(i, err) for i, x, err in items if x is None])
+    inputs = default_collate([x for _, x in good]) if good else None
+    return Batch([i for i, _ in good], inputs, [(i, err) for i, x, err in items if x is None])
 
 
 @dataclass(frozen=True)
@@ -115,29 +146,28 @@ class ImageFailure:
 
 
 @torch.no_grad()
-def score_batches(model: torch.nn.Module, batches: Iterable[Batch], device: torch.device,
+def score_batches(predictor: Predictor, batches: Iterable[Batch], device: torch.device,
                   amp: bool = True) -> Iterator[tuple[Batch, np.ndarray]]:
-    """The model part of prediction: each batch with its (n, K) sigmoid scores, on ``device`` (bf16 on CUDA)."""
-    model.eval().to(device)
+    """The model part of prediction: each batch with its (n, K) scores, on ``device`` (bf16 on CUDA)."""
+    predictor.model.eval().to(device)
     for batch in batches:
-        if batch.pixels is None:
+        if batch.inputs is None:
             yield batch, np.empty((0, 0), dtype=np.float32)
             continue
         with autocast(device, amp):
-            logits = model(batch.pixels.to(device, non_blocking=True))
-        yield batch, torch.sigmoid(logits.float()).cpu().numpy()
+            scores = predictor.probabilities(batch.inputs, device)
+        yield batch, scores.cpu().numpy()
 
 
-def predict_files(model: torch.nn.Module, meta: dict, paths: Sequence[Path], batch_size: int,
-                  device: torch.device, workers: int = 0, progress: bool = False,
-                  amp: bool = True) -> Iterator[ImageScores | ImageFailure]:
+def predict_files(predictor: Predictor, paths: Sequence[Path], batch_size: int, device: torch.device,
+                  workers: int = 0, progress: bool = False, amp: bool = True) -> Iterator[ImageScores | ImageFailure]:
     """Scores of each readable file, or why it could not be read, in the order of ``paths``."""
-    dataset = ImageFiles(paths, meta["input_size"], meta["mean"], meta["std"])
+    dataset = predictor.dataset(paths)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_readable,
                         pin_memory=device.type == "cuda")
     with tqdm(total=len(dataset), unit="img", desc="predict", disable=not progress, leave=False,
               dynamic_ncols=True) as bar:
-        for batch, scores in score_batches(model, loader, device, amp):
+        for batch, scores in score_batches(predictor, loader, device, amp):
             outcomes: dict[int, ImageScores | ImageFailure] = {
                 i: ImageScores(paths[i], row) for i, row in zip(batch.indices, scores)}
             outcomes.update({i: ImageFailure(paths[i], message) for i, message in batch.failures})

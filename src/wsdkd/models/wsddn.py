@@ -208,10 +208,11 @@ TEACHER_FORMAT, TEACHER_FORMAT_VERSION = "wsdkd-teacher", 1
 TEACHER_FILE = "model.pt"  # its name inside the train_teacher stage's folder
 
 
-def save_teacher(path, model: TWDet, class_names: list[str], params: dict) -> None:
-    """Weights plus the params that built them, so the cache stage needs nothing else."""
+def save_teacher(path, model: TWDet, class_names: list[str], params: dict, proposals: dict | None = None) -> None:
+    """Weights plus the params that built them, so the cache stage needs nothing else; ``proposals``, the
+    proposals params it was trained on, lets ``wsdkd predict`` make the same boxes for a new image."""
     save_model_file(path, TEACHER_FORMAT, TEACHER_FORMAT_VERSION, class_names=list(class_names), params=params,
-                    state_dict=model.state_dict())
+                    proposals=proposals, state_dict=model.state_dict())
 
 
 def load_teacher(path) -> tuple[TWDet, dict]:

@@ -145,6 +145,8 @@ def train_teacher(cfg: dict, manifest_dir: Path, proposals_dir: Path, out_dir: P
         size = None if bank is not None else (max(cfg["scales"]) if name == "train" else cfg["cache_scale"])
         datasets[name] = TeacherRows(split, offset, size, model.mean, model.std)
         offset += len(split)
+    # The train split's, so predict makes the boxes the teacher learnt from (files made by tests may have none).
+    proposals_params = parts[0].proposals.reader.params or None
     step = TeacherStep(parts, cfg["scales"], cfg["cache_scale"], cfg["hflip"], cfg["spatial_reg"],
                        cfg["spatial_reg_iou"])
 
@@ -166,7 +168,7 @@ def train_teacher(cfg: dict, manifest_dir: Path, proposals_dir: Path, out_dir: P
 
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
-        save_teacher(tmp / TEACHER_FILE, model.cpu(), splits["train"].class_names, cfg)
+        save_teacher(tmp / TEACHER_FILE, model.cpu(), splits["train"].class_names, cfg, proposals_params)
         (tmp / DESCRIPTION_FILE).write_text(json.dumps(describe(cfg, history), indent=2) + "\n")
     resume.clear(stage)
     resume.clear(bank_stage)
