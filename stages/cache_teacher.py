@@ -1,24 +1,21 @@
 """Stage `cache_teacher`: the teacher's outputs on every split, with the NMS-selected proposals (§3, Eq. 4)."""
 
-import argparse
-import logging
 from pathlib import Path
 
 from wsdkd.config import load_params
 from wsdkd.errors import exits_cleanly
+from wsdkd.stage_cli import stage_parser, start_logging
 from wsdkd.cache import cache_teacher
 
 
 @exits_cleanly
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--manifest", type=Path, default=Path("data/dataset"))
+    parser = stage_parser(__doc__)
     parser.add_argument("--proposals", type=Path, default=Path("data/proposals"), help="folder of {split}.h5")
     parser.add_argument("--model", type=Path, default=Path("models/teacher"), help="train_teacher's folder")
     parser.add_argument("--out", type=Path, default=Path("data/teacher_cache"), help="writes {split}.h5 here")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    start_logging()
     params = load_params(args.params)
     cache_teacher(params["teacher"], params["cache"], args.manifest, args.proposals, args.model, args.out)
 

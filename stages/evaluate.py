@@ -1,12 +1,12 @@
 """Stage `evaluate`: every metric of METHOD.md §7 for each model, as DVC metrics, a table and a plot."""
 
 import argparse
-import logging
 from pathlib import Path
 
 from wsdkd.config import load_params
 from wsdkd.errors import UserError, exits_cleanly
 from wsdkd.reports import evaluate_models
+from wsdkd.stage_cli import start_logging
 
 
 def _named_folder(text: str) -> tuple[str, Path]:
@@ -25,7 +25,7 @@ def main() -> None:
                         help="NAME=FOLDER with predictions_{val,test}.parquet; repeat for several models")
     parser.add_argument("--prefix", default="reports/coco", help="writes PREFIX_metrics.json, _per_class.md, _pr.png")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    start_logging()
     models = dict(args.model)
     if len(models) != len(args.model):
         raise UserError("--model: the same NAME is given twice")

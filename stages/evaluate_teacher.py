@@ -1,7 +1,5 @@
 """Stage `evaluate_teacher`: the teacher's image predictions (for `evaluate`) and its CorLoc / box AP."""
 
-import argparse
-import logging
 from pathlib import Path
 
 from wsdkd.atomic import atomic_path
@@ -9,6 +7,7 @@ from wsdkd.cache import TeacherCache
 from wsdkd.config import load_params
 from wsdkd.data.manifest import read_split
 from wsdkd.errors import exits_cleanly
+from wsdkd.stage_cli import stage_parser, start_logging
 from wsdkd.predictions import write_predictions
 from wsdkd.reports import DESCRIPTION_FILE
 from wsdkd.teacher_eval import detection_report, predictions_from_cache, write_report
@@ -18,16 +17,14 @@ SPLITS = ("val", "test")
 
 @exits_cleanly
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--manifest", type=Path, default=Path("data/dataset"))
+    parser = stage_parser(__doc__)
     parser.add_argument("--cache", type=Path, default=Path("data/teacher_cache"), help="cache_teacher's folder")
     parser.add_argument("--model", type=Path, default=Path("models/teacher"), help="train_teacher's folder")
     parser.add_argument("--out", type=Path, default=Path("models/teacher_predictions"),
                         help="folder for predictions_{val,test}.parquet")
     parser.add_argument("--detection", type=Path, default=Path("reports/teacher_detection.json"))
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    start_logging()
     cfg = load_params(args.params)["evaluate"]
     report = {}
     with atomic_path(args.out) as tmp:

@@ -1,7 +1,6 @@
 """Stage `dataset`: synthesise the built-in data (or locate real COCO) and write the manifest."""
 
 import argparse
-import logging
 from pathlib import Path
 
 from wsdkd.config import load_params
@@ -9,6 +8,7 @@ from wsdkd.data.manifest import read_split
 from wsdkd.data.prepare import prepare_dataset
 from wsdkd.data.preview import render_samples
 from wsdkd.errors import exits_cleanly
+from wsdkd.stage_cli import start_logging
 
 
 @exits_cleanly
@@ -19,7 +19,7 @@ def main() -> None:
     parser.add_argument("--samples", type=Path, default=Path("reports/dataset_samples.png"),
                         help="a contact sheet of training images with their ground-truth boxes")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    start_logging()
     prepare_dataset(load_params(args.params)["dataset"], args.out)
     train = read_split(args.out, "train")
     if train.annotations is not None:

@@ -1,25 +1,22 @@
 """Stage `train_teacher`: T-WDet, the weakly supervised detector that teaches (paper Eq. 2)."""
 
-import argparse
-import logging
 from pathlib import Path
 
 from wsdkd.config import load_params
 from wsdkd.errors import exits_cleanly
+from wsdkd.stage_cli import stage_parser, start_logging
 from wsdkd.train.teacher import train_teacher
 
 
 @exits_cleanly
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--manifest", type=Path, default=Path("data/dataset"))
+    parser = stage_parser(__doc__)
     parser.add_argument("--proposals", type=Path, default=Path("data/proposals"), help="folder of {split}.h5")
     parser.add_argument("--out", type=Path, default=Path("models/teacher"))
     parser.add_argument("--live", type=Path, default=Path("reports/teacher"), help="dvclive folder")
     parser.add_argument("--stage", default="train_teacher", help="names the resume folder")
     args = parser.parse_args()
-    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    start_logging()
     train_teacher(load_params(args.params)["teacher"], args.manifest, args.proposals, args.out, args.live,
                   args.stage)
 

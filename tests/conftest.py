@@ -34,6 +34,32 @@ def tiny_dataset_cfg(default_params: dict, num_train: int = 24, num_test: int = 
     return cfg
 
 
+@pytest.fixture
+def killed_after_first_checkpoint(monkeypatch):
+    """Call the returned function to run training that dies (KeyboardInterrupt) right after its first checkpoint.
+
+    The real checkpoint is written first, as a SIGKILL between epochs would leave it; training afterwards is
+    normal again, so the next run resumes from that checkpoint.
+    """
+    from wsdkd.train import checkpoint
+
+    real_save = checkpoint.save
+
+    def save_then_die(directory, state):
+        real_save(directory, state)
+        raise KeyboardInterrupt("killed after the first epoch")
+
+    def run_killed(train, *args):
+        monkeypatch.setattr(checkpoint, "save", save_then_die)
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                train(*args)
+        finally:
+            monkeypatch.setattr(checkpoint, "save", real_save)
+
+    return run_killed
+
+
 @pytest.fixture(scope="session")
 def tiny_manifest(tmp_path_factory, default_params) -> Path:
     """A built-in dataset of a few dozen small images, prepared once per test session."""

@@ -10,7 +10,6 @@ import torch
 
 from wsdkd.errors import UserError
 from wsdkd.predictions import read_predictions
-from wsdkd.train import checkpoint
 from wsdkd.train import student as student_module
 from wsdkd.train.student import train_student
 
@@ -40,21 +39,12 @@ def test_outputs_and_predictions(cfg, tiny_manifest, tmp_path):
     assert not (tmp_path / "checkpoints" / "student_run").exists(), "resume state is dropped once outputs are whole"
 
 
-def test_interrupted_run_resumes_to_the_same_result(cfg, tiny_manifest, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_to_the_same_result(cfg, tiny_manifest, tmp_path, killed_after_first_checkpoint):
     _train(cfg, tiny_manifest, tmp_path, "straight")
     reference = read_predictions(tmp_path / "straight" / "model" / "predictions_test.parquet")
 
-    real_save = checkpoint.save
-
-    def save_then_die(directory, state):
-        real_save(directory, state)
-        raise KeyboardInterrupt("killed after the first epoch")
-
-    monkeypatch.setattr(checkpoint, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        _train(cfg, tiny_manifest, tmp_path, "resumed")
+    killed_after_first_checkpoint(_train, cfg, tiny_manifest, tmp_path, "resumed")
     assert not (tmp_path / "resumed" / "model").exists(), "an interrupted stage leaves no output"
-    monkeypatch.setattr(checkpoint, "save", real_save)
     history = _train(cfg, tiny_manifest, tmp_path, "resumed")
     resumed = read_predictions(tmp_path / "resumed" / "model" / "predictions_test.parquet")
     np.testing.assert_allclose(resumed.scores, reference.scores, rtol=1e-5, atol=1e-6)

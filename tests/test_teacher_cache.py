@@ -12,7 +12,6 @@ from wsdkd.cache import CacheLayout, TeacherCache, cache_teacher, cache_writer
 from wsdkd.data.manifest import SPLITS, read_split
 from wsdkd.proposals.store import write_proposals
 from wsdkd.teacher_eval import detection_report, predictions_from_cache, top_box_hits
-from wsdkd.train import checkpoint
 from wsdkd.train.teacher import train_teacher
 
 NUM_PROPOSALS = 8
@@ -74,22 +73,13 @@ def test_train_cache_and_evaluate(cfg, tiny_manifest, proposals, tmp_path, freez
         assert 0 <= report["corloc"] <= 100 and 0 <= report["box_ap50"] <= 100
 
 
-def test_interrupted_run_resumes_to_the_same_result(cfg, tiny_manifest, proposals, tmp_path, monkeypatch):
+def test_interrupted_run_resumes_to_the_same_result(cfg, tiny_manifest, proposals, tmp_path, killed_after_first_checkpoint):
     _run(cfg, tiny_manifest, proposals, tmp_path, "straight")
     with TeacherCache(tmp_path / "straight" / "cache" / "test.h5") as cache:
         reference = cache.image_scores()
 
-    real_save = checkpoint.save
-
-    def save_then_die(directory, state):
-        real_save(directory, state)
-        raise KeyboardInterrupt("killed after the first epoch")
-
-    monkeypatch.setattr(checkpoint, "save", save_then_die)
-    with pytest.raises(KeyboardInterrupt):
-        _run(cfg, tiny_manifest, proposals, tmp_path, "resumed")
+    killed_after_first_checkpoint(_run, cfg, tiny_manifest, proposals, tmp_path, "resumed")
     assert not (tmp_path / "resumed" / "model").exists(), "an interrupted stage leaves no output"
-    monkeypatch.setattr(checkpoint, "save", real_save)
     history = _run(cfg, tiny_manifest, proposals, tmp_path, "resumed")
     assert [h["epoch"] for h in history] == [1, 2]
     with TeacherCache(tmp_path / "resumed" / "cache" / "test.h5") as cache:
