@@ -44,13 +44,13 @@ def run_teacher(model: TWDet, split: Split, proposals: SplitProposals, size: int
                         num_workers=num_workers, pin_memory=device.type == "cuda")
     for images, _, index in tqdm(loader, desc=f"teacher {split.name}", leave=False, disable=not progress):
         indices = index.numpy()
-        boxes, prior, valid = proposals.batch(indices, size, device=device)
+        original, prior_np, num_real = proposals.original(indices)
+        boxes, prior, valid = proposals.to_input(indices, original, prior_np, num_real, size, device=device)
         with autocast(device, amp):
             maps = model.body(images.to(device, non_blocking=True))
             mc, md = model.from_maps(maps, boxes, prior)
         mc, md = mc.float(), md.float()
         s = two_stream_scores(mc, md, valid=valid)
-        original, prior_np, num_real = proposals.original(indices)
         yield TeacherBatch(indices, original, prior_np, num_real, mc.cpu().numpy(), md.cpu().numpy(),
                            s.cpu().numpy(), objectness(s).cpu().numpy(), image_scores(s).cpu().numpy(),
                            maps, boxes)

@@ -70,7 +70,12 @@ class SplitProposals:
     def batch(self, indices: np.ndarray, size: int, flips: torch.Tensor | None = None,
               device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """``(boxes in input pixels (B, N, 4), prior (B, N), valid (B, N) bool)`` on ``device``."""
-        boxes, prior, num_real = self.original(indices)
+        return self.to_input(indices, *self.original(indices), size, flips, device)
+
+    def to_input(self, indices: np.ndarray, boxes: np.ndarray, prior: np.ndarray, num_real: np.ndarray, size: int,
+                 flips: torch.Tensor | None = None,
+                 device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """:meth:`batch` from rows already read with :meth:`original` (no second read of the file)."""
         widths = torch.from_numpy(self.split.widths[indices].astype(np.float32))
         heights = torch.from_numpy(self.split.heights[indices].astype(np.float32))
         boxes = boxes_to_input(torch.from_numpy(boxes), widths, heights, size, flips)

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import json
 import logging
-import random
 from pathlib import Path
 
-import numpy as np
 import torch
 
 from .. import resume
@@ -20,18 +18,13 @@ from ..models.backbones import build_backbone
 from ..models.student import StudentClassifier, save_student
 from ..predictions import write_predictions
 from ..reports import DESCRIPTION_FILE
+from .checkpoint import seed_everything
 from .device import resolve_device
 from .loop import LoopConfig, fit
 
 log = logging.getLogger(__name__)
 
 MODEL_FILE = "model.pt"
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed)
-    torch.manual_seed(seed)
 
 
 def classifier_step(model, images, labels, _index) -> dict:

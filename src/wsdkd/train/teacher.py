@@ -28,10 +28,10 @@ from ..models.wsddn import (TEACHER_FILE, TWDet, build_teacher, image_scores, pr
                              spatial_regulariser, two_stream_scores)
 from ..reports import DESCRIPTION_FILE
 from ..teacher_inputs import SplitProposals, resize_and_flip
+from .checkpoint import seed_everything
 from .device import resolve_device
 from .feature_bank import FeatureBank
 from .loop import LoopConfig, fit
-from .student import seed_everything
 
 TRAIN_SPLITS = ("train", "val")
 
