@@ -45,15 +45,16 @@ def roi_distill_loss(teacher_rois: torch.Tensor, student_rois: torch.Tensor, wei
                      valid: torch.Tensor | None = None) -> torch.Tensor:
     """Eq. 3-4: L_f = 1/(2N) sum_n 1/|R'_n| || s' * F^T - s' * F^S ||^2 over the selected RoIs of each image.
 
-    ``teacher_rois`` and ``student_rois`` are (N, R, C, h, w): the R RoI-pooled maps per image (every image has
-    the same R rows because the selection recycles short lists). ``weights`` (N, R) is s' (Eq. 4), multiplying
+    ``teacher_rois`` and ``student_rois`` are (N, R, ...): the R RoI-pooled maps (C, h, w) per image, or RoI
+    vectors (D,) when distilling a fully connected layer (every image has the same R rows because the selection
+    recycles short lists). ``weights`` (N, R) is s' (Eq. 4), multiplying
     both sides; None weighs every RoI by 1 (the "NMS proposals transfer" ablation row). ``valid`` (N, R) bool
     marks the real RoIs: recycled copies are left out of the sum and of |R'_n|, so a short list is not
     counted twice. An image with no valid RoI contributes 0.
     """
     diff = teacher_rois - student_rois
     if weights is not None:
-        diff = diff * weights[..., None, None, None]  # s'(F^T - F^S) = s'F^T - s'F^S
+        diff = diff * weights.view(*weights.shape, *([1] * (diff.dim() - 2)))  # s'(F^T - F^S) = s'F^T - s'F^S
     per_roi = diff.pow(2).flatten(2).sum(-1)  # (N, R)
     if valid is None:
         valid = torch.ones_like(per_roi, dtype=torch.bool)

@@ -47,6 +47,19 @@ def two_stream_scores(mc: torch.Tensor, md: torch.Tensor, tc: torch.Tensor | Non
     return torch.softmax(mc, dim=-1) * torch.softmax(md, dim=-2)
 
 
+def roi_features(maps: torch.Tensor, boxes: torch.Tensor, roi_op: str = "align") -> torch.Tensor:
+    """7x7 RoI features (B * N, C, 7, 7) of the (B, N, 4) boxes (input pixels) of each image's stride-16 map.
+
+    Shared by the teacher (phi of Eq. 2) and stage 1, where the student pools the same boxes from its own map.
+    """
+    batch, rows = boxes.shape[:2]
+    owner = torch.arange(batch, device=boxes.device, dtype=boxes.dtype).repeat_interleave(rows)
+    rois = torch.cat([owner[:, None], boxes.reshape(-1, 4)], dim=1).to(maps.dtype)
+    if roi_op == "align":
+        return roi_align(maps, rois, ROI_SIZE, 1.0 / FEATURE_STRIDE, ADAPTIVE_SAMPLING, aligned=True)
+    return roi_pool(maps, rois, ROI_SIZE, 1.0 / FEATURE_STRIDE)
+
+
 def image_scores(scores: torch.Tensor, eps: float = PROB_EPS) -> torch.Tensor:
     """Image-level prediction p (..., K) = sum over proposals of S (Eq. 2), clamped into [eps, 1 - eps].
 
@@ -153,12 +166,7 @@ class TWDet(nn.Module):
 
     def pool(self, maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """phi: RoI-pool the (B, N, 4) boxes of each image from its stride-16 map -> (B * N, C, 7, 7)."""
-        batch, rows = boxes.shape[:2]
-        owner = torch.arange(batch, device=boxes.device, dtype=boxes.dtype).repeat_interleave(rows)
-        rois = torch.cat([owner[:, None], boxes.reshape(-1, 4)], dim=1).to(maps.dtype)
-        if self.roi_op == "align":
-            return roi_align(maps, rois, ROI_SIZE, 1.0 / FEATURE_STRIDE, ADAPTIVE_SAMPLING, aligned=True)
-        return roi_pool(maps, rois, ROI_SIZE, 1.0 / FEATURE_STRIDE)
+        return roi_features(maps, boxes, self.roi_op)
 
     def phi(self, maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
         """What the head reads of each RoI: phi(R) (B * N, C, 7, 7), or its 7x7 average (B * N, C) for gap_mlp.
