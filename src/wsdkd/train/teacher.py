@@ -2,9 +2,8 @@
 
 The shared loop (loop.py) hands ``step`` a batch of (inputs, labels, rows). The teacher needs more than
 pixels: each image's proposals, and, with a frozen backbone, its precomputed RoI features. So the datasets
-here yield a *row* into the concatenation [train images, val images] and :class:`TeacherStep` fetches what
-the row needs: proposals always, phi from the :class:`FeatureBank` when frozen, else it runs the body on the
-batch's pixels.
+yield rows (rows.py) and :class:`TeacherStep` fetches what they need: proposals always, phi from the
+:class:`FeatureBank` when frozen, else it runs the body on the batch's pixels.
 In training mode the step draws one scale per batch and a flip per image from torch's global RNG, which the
 loop checkpoints, so an interrupted run resumes onto the same draws; in eval mode (validation) it uses the
 test scale without flips.
@@ -18,12 +17,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Dataset
 
 from .. import resume
 from ..atomic import atomic_path
-from ..data.images import SquareImages
-from ..data.manifest import Split, read_split
+from ..data.manifest import read_split
 from ..models.wsddn import (TEACHER_FILE, TWDet, build_teacher, image_scores, probability_bce, save_teacher,
                              spatial_regulariser, two_stream_scores)
 from ..reports import DESCRIPTION_FILE
@@ -32,23 +29,9 @@ from .checkpoint import seed_everything
 from .device import resolve_device
 from .feature_bank import FeatureBank
 from .loop import LoopConfig, fit
+from .rows import OffsetRows, locate
 
 TRAIN_SPLITS = ("train", "val")
-
-
-class TeacherRows(Dataset):
-    """``(pixels or an empty tensor, labels, row)``: pixels at ``size`` only when the body runs per batch."""
-
-    def __init__(self, split: Split, offset: int, size: int | None, mean, std) -> None:
-        self.split, self.offset = split, offset
-        self.images = SquareImages(split, size, mean, std) if size is not None else None
-
-    def __len__(self) -> int:
-        return len(self.split)
-
-    def __getitem__(self, index: int):
-        pixels = self.images[index][0] if self.images is not None else torch.empty(0)
-        return pixels, torch.from_numpy(self.split.labels[index].astype(np.float32)), self.offset + index
 
 
 @dataclass
@@ -68,13 +51,8 @@ class TeacherStep:
         self.parts, self.scales, self.test_scale, self.hflip = parts, scales, test_scale, hflip
         self.spatial_reg, self.spatial_reg_iou = spatial_reg, spatial_reg_iou
 
-    def _part(self, rows: torch.Tensor) -> tuple[TeacherPart, np.ndarray]:
-        first = int(rows[0])
-        part = max((p for p in self.parts if p.offset <= first), key=lambda p: p.offset)
-        return part, rows.numpy() - part.offset
-
     def __call__(self, model: TWDet, images: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> dict:
-        part, indices = self._part(rows)
+        part, indices = locate(self.parts, rows)
         device = labels.device
         if model.training:
             scale = self.scales[int(torch.randint(len(self.scales), ()))]
@@ -143,7 +121,7 @@ def train_teacher(cfg: dict, manifest_dir: Path, proposals_dir: Path, out_dir: P
         bank = _bank(model, cfg, proposals, bank_dir, device, progress) if bank_dir is not None else None
         parts.append(TeacherPart(offset, proposals, bank))
         size = None if bank is not None else (max(cfg["scales"]) if name == "train" else cfg["cache_scale"])
-        datasets[name] = TeacherRows(split, offset, size, model.mean, model.std)
+        datasets[name] = OffsetRows(split, offset, size, model.mean, model.std)
         offset += len(split)
     # The train split's, so predict makes the boxes the teacher learnt from (files made by tests may have none).
     proposals_params = parts[0].proposals.reader.params or None
