@@ -1,0 +1,27 @@
+"""Stage `distill_features`: stage 1 of the paper, the student's convs learn the teacher's RoI features (Eq. 3-4)."""
+
+from pathlib import Path
+
+from wsdkd.config import load_params
+from wsdkd.errors import exits_cleanly
+from wsdkd.stage_cli import stage_parser, start_logging
+from wsdkd.train.distill import train_features
+
+
+@exits_cleanly
+def main() -> None:
+    parser = stage_parser(__doc__)
+    parser.add_argument("--cache", type=Path, default=Path("data/teacher_cache"), help="folder of {split}.h5")
+    parser.add_argument("--teacher", type=Path, default=Path("models/teacher"))
+    parser.add_argument("--out", type=Path, default=Path("models/student_features"))
+    parser.add_argument("--live", type=Path, default=Path("reports/student_features"), help="dvclive folder")
+    parser.add_argument("--stage", default="distill_features", help="names the resume folder")
+    args = parser.parse_args()
+    start_logging()
+    params = load_params(args.params)
+    train_features(params["student"], params["distill"]["features"], args.manifest, args.cache, args.teacher,
+                   args.out, args.live, args.stage)
+
+
+if __name__ == "__main__":
+    main()
