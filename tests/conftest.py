@@ -14,6 +14,7 @@ COCO_MINI = PROJECT.parent / "shared" / "data" / "coco-mini"
 # The tiny student that the predict and export tests share.
 CLASSES = ["cat", "dog", "kite"]
 INPUT_SIZE = 32
+TINY_PROPOSALS = 8  # rows per image of the tiny proposals, the last two recycled copies
 
 
 @pytest.fixture(scope="session")
@@ -93,3 +94,25 @@ def tiny_student(tmp_path_factory) -> Path:
     path = tmp_path_factory.mktemp("model") / "model.pt"
     save_student(path, model.eval(), CLASSES, INPUT_SIZE, {"note": "test"})
     return path
+
+
+@pytest.fixture(scope="session")
+def tiny_proposals(tiny_manifest, tmp_path_factory) -> Path:
+    """Random boxes for every split of the tiny dataset, the last two rows of each image recycled copies."""
+    import numpy as np
+
+    from wsdkd.data.manifest import SPLITS, read_split
+    from wsdkd.proposals.store import write_proposals
+
+    folder = tmp_path_factory.mktemp("proposals")
+    rng = np.random.default_rng(0)
+    for name in SPLITS:
+        split = read_split(tiny_manifest, name)
+        n = len(split)
+        xy = rng.uniform(0, 48, (n, TINY_PROPOSALS, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(16, 48, (n, TINY_PROPOSALS, 2))], -1).astype(np.float32)
+        boxes[:, -2:] = boxes[:, :2]
+        write_proposals(folder / f"{name}.h5", split.image_ids, boxes,
+                        rng.uniform(0.1, 1, (n, TINY_PROPOSALS)).astype(np.float32),
+                        np.full(n, TINY_PROPOSALS - 2), {"source": "test"})
+    return folder

@@ -10,29 +10,17 @@ import pytest
 
 from wsdkd.cache import CacheLayout, TeacherCache, cache_teacher, cache_writer
 from wsdkd.data.manifest import SPLITS, read_split
-from wsdkd.proposals.store import write_proposals
 from wsdkd.teacher_eval import detection_report, predictions_from_cache, top_box_hits
 from wsdkd.train.teacher import train_teacher
 
-NUM_PROPOSALS = 8
+from .conftest import TINY_PROPOSALS as NUM_PROPOSALS
+
 CACHE_CFG = {"cache_features": True, "nms_iou": 0.4, "num_selected": 4, "dtype": "float16"}
 
 
 @pytest.fixture(scope="module")
-def proposals(tiny_manifest, tmp_path_factory):
-    """Random boxes for every split of the tiny dataset, the last two rows of each image recycled copies."""
-    folder = tmp_path_factory.mktemp("proposals")
-    rng = np.random.default_rng(0)
-    for name in SPLITS:
-        split = read_split(tiny_manifest, name)
-        n = len(split)
-        xy = rng.uniform(0, 48, (n, NUM_PROPOSALS, 2))
-        boxes = np.concatenate([xy, xy + rng.uniform(16, 48, (n, NUM_PROPOSALS, 2))], -1).astype(np.float32)
-        boxes[:, -2:] = boxes[:, :2]
-        write_proposals(folder / f"{name}.h5", split.image_ids, boxes,
-                        rng.uniform(0.1, 1, (n, NUM_PROPOSALS)).astype(np.float32),
-                        np.full(n, NUM_PROPOSALS - 2), {"source": "test"})
-    return folder
+def proposals(tiny_proposals):
+    return tiny_proposals
 
 
 @pytest.fixture
