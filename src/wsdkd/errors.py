@@ -9,6 +9,16 @@ from typing import Callable, TypeVar
 F = TypeVar("F", bound=Callable[..., object])
 
 
+# How many names one error or log line lists before it just counts the rest.
+MAX_NAMED = 5
+
+
+def name_a_few(names: list[str], limit: int = MAX_NAMED) -> str:
+    """``a, b, c and 7 more``: many problem items on one line."""
+    more = f" and {len(names) - limit} more" if len(names) > limit else ""
+    return ", ".join(names[:limit]) + more
+
+
 class UserError(Exception):
     """A problem the user can fix (bad params, missing file, corrupt input).
 

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, name_a_few
 from .manifest import Split
 
 log = logging.getLogger(__name__)
@@ -29,8 +29,6 @@ COCO2014 = {
 }
 
 _REQUIRED_LISTS = ("images", "annotations", "categories")
-# How many missing image names one error line lists before it just counts the rest.
-_MAX_LISTED = 5
 
 
 def _load_coco(ann_file: Path):
@@ -84,9 +82,8 @@ def load_coco_split(name: str, ann_file: str | Path, image_dir: str | Path) -> S
 
     missing = [p for p in paths if not p.is_file()]
     if missing:
-        listed = ", ".join(p.name for p in missing[:_MAX_LISTED])
-        more = f" and {len(missing) - _MAX_LISTED} more" if len(missing) > _MAX_LISTED else ""
-        raise UserError(f"{image_dir}: {len(missing)} image files named in {ann_file.name} are missing: {listed}{more}")
+        listed = name_a_few([p.name for p in missing])
+        raise UserError(f"{image_dir}: {len(missing)} image files named in {ann_file.name} are missing: {listed}")
     if not image_ids:
         raise UserError(f"{ann_file}: no image has an instance annotation")
 

@@ -7,7 +7,8 @@ from pathlib import Path
 
 from ..atomic import atomic_path
 from .coco import COCO2014, hold_out, load_coco_split
-from .manifest import write_manifest
+from .manifest import Split, write_manifest
+from .nuswide import load_nuswide
 
 log = logging.getLogger(__name__)
 
@@ -18,23 +19,29 @@ def _coco_paths(cfg: dict, root: Path, out_dir: Path) -> dict[str, tuple[Path, P
     return {split: (root / layout[f"{split}_annotations"], root / layout[f"{split}_images"]) for split in ("train", "test")}
 
 
+def _coco_splits(cfg: dict, out_dir: Path) -> dict[str, Split]:
+    """Train and test of a COCO-format source; the built-in one is synthesised into ``out_dir`` first."""
+    if cfg["source"] == "builtin":
+        from .synthetic import synthesize
+
+        builtin = cfg["builtin"]
+        annotations = synthesize(out_dir, builtin, {"train": builtin["num_train"], "test": builtin["num_test"]})
+        sources = {split: (annotations[split], out_dir / "images" / split) for split in ("train", "test")}
+    else:
+        sources = _coco_paths(cfg, Path(cfg["coco"]["root"]), out_dir)
+    return {split: load_coco_split(split, ann, images) for split, (ann, images) in sources.items()}
+
+
 def prepare_dataset(cfg: dict, out_dir: str | Path) -> dict[str, int]:
-    """Write ``out_dir`` (atomically): for the built-in source, its images and COCO JSON; always the manifest.
+    """Write ``out_dir`` (atomically): for the built-in source, its images and COCO JSON; always the manifest
+    (the same for every source; only COCO-format ones have boxes).
 
     Returns the number of images per split.
     """
     out_dir = Path(out_dir)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
-        if cfg["source"] == "builtin":
-            from .synthetic import synthesize
-
-            builtin = cfg["builtin"]
-            annotations = synthesize(tmp, builtin, {"train": builtin["num_train"], "test": builtin["num_test"]})
-            sources = {split: (annotations[split], tmp / "images" / split) for split in ("train", "test")}
-        else:
-            sources = _coco_paths(cfg, Path(cfg["coco"]["root"]), tmp)
-        splits = {split: load_coco_split(split, ann, images) for split, (ann, images) in sources.items()}
+        splits = load_nuswide(cfg["nuswide"]) if cfg["source"] == "nuswide" else _coco_splits(cfg, tmp)
         if splits["train"].class_names != splits["test"].class_names:
             raise ValueError("train and test annotation files list different categories")
         fit, val = hold_out(splits["train"], cfg["val_fraction"], cfg["split_seed"])
