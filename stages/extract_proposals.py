@@ -1,4 +1,4 @@
-"""Stage: region proposals of one split (METHOD.md section 1), with their recall report where GT boxes exist.
+"""Stage: region proposals of one split (METHOD.md section 1), with their recall report (empty without GT boxes).
 
     python stages/extract_proposals.py --params params.yaml --manifest data/dataset --split train \
         --out data/proposals/train.h5 --workers 4 \
@@ -33,8 +33,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--workers", type=int, default=None,
                         help="worker processes (default: OMP_NUM_THREADS, which Snakemake sets to the rule's "
                              "threads, else every core)")
-    parser.add_argument("--report", type=Path, help="recall report JSON (needs a split with ground-truth boxes)")
-    parser.add_argument("--plot", type=Path, help="recall-vs-proposals PNG (needs --report's ground truth)")
+    parser.add_argument("--report", type=Path, help="recall report JSON (no recall for a split without ground-truth boxes)")
+    parser.add_argument("--plot", type=Path, help="recall-vs-proposals PNG")
     parser.add_argument("--bad-images", type=Path, help="JSON list of the unreadable images skipped")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     return parser.parse_args(argv)
@@ -49,8 +49,6 @@ def main(argv: list[str] | None = None) -> None:
         raise UserError(f"--workers: expected at least 1, got {args.workers}")
     cfg = load_params(args.params)["proposals"]
     split = read_split(args.manifest, args.split)
-    if (args.report or args.plot) and split.annotations is None:
-        raise UserError(f"split {args.split!r} has no ground-truth boxes: drop --report and --plot")
     stage = f"proposals_{args.split}"
     folder = resume_dir(stage, resume_key(cfg, split.image_ids, split.paths))
     bad_images = extract_proposals(split.image_ids, split.paths, cfg, args.out, folder, args.workers,

@@ -17,13 +17,11 @@ def main() -> None:
     parser.add_argument("--params", default="params.yaml")
     parser.add_argument("--out", type=Path, default=Path("data/dataset"))
     parser.add_argument("--samples", type=Path, default=Path("reports/dataset_samples.png"),
-                        help="a contact sheet of training images with their ground-truth boxes")
+                        help="a contact sheet of training images with their ground-truth boxes or labels")
     args = parser.parse_args()
     start_logging()
     prepare_dataset(load_params(args.params)["dataset"], args.out)
-    train = read_split(args.out, "train")
-    if train.annotations is not None:
-        render_samples(train.annotations, train.paths[0].parent, args.samples)
+    render_samples(read_split(args.out, "train"), args.samples)
 
 
 if __name__ == "__main__":

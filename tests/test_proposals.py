@@ -253,6 +253,17 @@ def test_recall_report_hand_computed(tmp_path):
     assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
 
 
+def test_recall_report_of_a_split_without_boxes_has_no_recall_but_exists(tmp_path):
+    path = tmp_path / "p.h5"
+    write_proposals(path, np.array([1, 2]), np.zeros((2, 3, 4), np.float32), np.ones((2, 3), np.float32),
+                    np.array([3, 3]), {})
+    report = recall_report(path, None)
+    assert report["num_images"] == 2 and report["annotations"] is None
+    assert report["overall"]["num_gt"] == 0 and report["overall"]["recall@0.5"] is None
+    plot_recall_curve(report, tmp_path / "curve.png")
+    assert (tmp_path / "curve.png").read_bytes()[:4] == b"\x89PNG"
+
+
 def test_coverage_summary_of_nothing():
     assert coverage_summary(np.zeros(0), np.zeros(0, np.int64))["recall@0.5"] is None
 

@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 from pycocotools.coco import COCO
 
+from wsdkd.data.coco import load_coco_split
 from wsdkd.data.preview import render_samples
 from wsdkd.data.synthetic import CLASS_NAMES, SHAPES, scenes, synthesize
 from wsdkd.errors import UserError
@@ -140,7 +141,7 @@ def test_scenes_make_classes_co_occur(tmp_path):
 def test_render_samples_writes_a_png(tiny, tmp_path):
     root, cfg, paths = tiny
     sheet = tmp_path / "sheet.png"
-    render_samples(paths["train"], root / "images" / "train", sheet, n=6)
+    render_samples(load_coco_split("train", paths["train"], root / "images" / "train"), sheet, n=6)
     assert sheet.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert [p.name for p in tmp_path.iterdir()] == ["sheet.png"]  # no temporary left behind
 

@@ -60,9 +60,13 @@ def coverage_summary(best: np.ndarray, categories: np.ndarray) -> dict[str, floa
             "abo": float(best.mean()), "mabo": float(np.mean(per_class))}
 
 
-def recall_report(proposals: str | Path, annotations: str | Path) -> dict[str, Any]:
-    """The recall report of a proposals file against the COCO ground truth of the same images."""
-    truth = load_ground_truth(annotations)
+def recall_report(proposals: str | Path, annotations: str | Path | None) -> dict[str, Any]:
+    """The recall report of a proposals file against the COCO ground truth of the same images.
+
+    ``annotations`` None (a dataset without boxes, NUS-WIDE) gives the same report with no object to cover, so the
+    stage's outputs exist for every dataset.
+    """
+    truth = load_ground_truth(annotations) if annotations is not None else {}
     with ProposalReader(proposals) as reader:
         counts = curve_counts(reader.num_proposals)
         best_at, areas, categories, excluded = [], [], [], []
@@ -86,7 +90,7 @@ def recall_report(proposals: str | Path, annotations: str | Path) -> dict[str, A
     by_size = {name: coverage_summary(best[(areas >= low) & (areas < high)], categories[(areas >= low) & (areas < high)])
                for name, (low, high) in SIZE_RANGES.items()}
     return {
-        "proposals": str(proposals), "annotations": str(annotations), "num_images": num_images,
+        "proposals": str(proposals), "annotations": None if annotations is None else str(annotations), "num_images": num_images,
         "num_images_evaluated": evaluated,
         "excluded_unreadable_images": excluded,
         "overall": coverage_summary(best, categories), "by_size": by_size,
