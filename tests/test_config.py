@@ -82,3 +82,12 @@ def test_stage_script_prints_one_line_and_exits_2(tmp_path, default_params):
                             capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 2
     assert result.stderr.strip() == f"error: {path}: student.batch_size: expected a value >= 1, got 0"
+
+
+@pytest.mark.parametrize("source, report_name, expected", [("nuswide", "coco", "nuswide"), ("coco2014", "nuswide", "coco")])
+def test_the_report_name_follows_the_dataset(default_params, source, report_name, expected):
+    params = copy.deepcopy(default_params)
+    params["dataset"].update(source=source, report_name=report_name)
+    assert _problems(params) == [f"params.yaml: dataset.report_name: expected {expected!r}, got {report_name!r}"]
+    params["dataset"]["report_name"] = expected
+    validate_params(params)

@@ -76,3 +76,16 @@ def test_directory_meta_must_name_an_output(tmp_path):
         "cmd": "true", "params": ["a"], "outs": ["o"], "meta": {"directories": ["elsewhere"]}}}}))
     with pytest.raises(UserError, match=r"stage 's': meta.directories names \['elsewhere'\]"):
         read_stages(tmp_path)
+
+
+def test_the_evaluation_reports_are_named_after_the_dataset(tmp_path):
+    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
+    subprocess.run([str(BIN / "dvc"), "init", "-q"], cwd=tmp_path, check=True)
+    (tmp_path / "dvc.yaml").write_text((PROJECT / "dvc.yaml").read_text())
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    assert params["dataset"]["report_name"] == "coco", "the built-in data keeps reports/coco_*"
+    params["dataset"].update(source="nuswide", report_name="nuswide")
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    (evaluate,) = [spec for spec in read_stages(tmp_path) if spec.name == "evaluate"]
+    assert set(evaluate.outs) == {"reports/nuswide_metrics.json", "reports/nuswide_per_class.md", "reports/nuswide_pr.png"}
+    assert "--prefix reports/nuswide " in evaluate.cmd + " "

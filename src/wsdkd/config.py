@@ -38,6 +38,8 @@ def _describe(error: jsonschema.ValidationError) -> str:
     if kind == "type":
         types = expected if isinstance(expected, list) else [expected]
         return f"{key}: expected {' or '.join(types)}, got {value!r}"
+    if kind == "const":
+        return f"{key}: expected {expected!r}, got {value!r}"
     if kind == "enum":
         return f"{key}: expected one of {', '.join(map(repr, expected))}, got {value!r}"
     bounds = {"minimum": ">=", "maximum": "<=", "exclusiveMinimum": ">", "exclusiveMaximum": "<"}
