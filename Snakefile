@@ -29,6 +29,7 @@ for spec in STAGES:
             cmd=spec.cmd,
             tracked=tracked_params_json(spec),
         threads: spec.threads
+        resources: **spec.resources
         shell: "{params.cmd}"
 
 

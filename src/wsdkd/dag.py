@@ -3,7 +3,8 @@
 ``dvc.yaml`` is the single source of truth. DVC resolves its ``vars``, ``${}`` interpolation and ``foreach``
 loops; this module turns each resolved stage into what a Snakemake rule needs (inputs, outputs, the values of
 the params it tracks, the command), so both tools see the same stages, the same edges, and rerun a stage on
-the same param changes.
+the same param changes. What a stage asks a cluster for (memory, time, GPUs) is declared beside the DAG, in
+``workflow/resources.yaml``, and becomes the rule's ``resources``; its cores are its ``threads`` in dvc.yaml.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .errors import UserError
 
 # Snakemake rule names are Python identifiers; DVC's foreach stages are named "stage@key".
 _NOT_IDENTIFIER = re.compile(r"\W")
+RESOURCES_FILE = "workflow/resources.yaml"
 
 
 @dataclass(frozen=True)
@@ -32,6 +34,7 @@ class StageSpec:
     directories: frozenset[str]  # outputs that are directories (declared in the stage's meta)
     params: dict = field(default_factory=dict)  # dotted key -> current value, for every tracked param
     threads: int = 1
+    resources: dict = field(default_factory=dict)  # Snakemake resources: mem_mb, runtime (minutes), gpu, ...
 
     @property
     def rule_name(self) -> str:
@@ -52,12 +55,29 @@ def _lookup(tree: dict, dotted: str, params_file: str):
     return node
 
 
+def read_resources(path: Path, stage_names: set[str]) -> dict[str, dict]:
+    """Stage name -> its resources, from ``path`` (none when the file is absent); a foreach stage's entry, under
+    its dvc.yaml name, covers every item. A name that is no stage is an error: it would silently apply nowhere."""
+    if not path.is_file():
+        return {}
+    entries = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(entries, dict):
+        raise UserError(f"{path}: expected a mapping of stage name to resources")
+    for name, resources in entries.items():
+        if name not in stage_names:
+            raise UserError(f"{path}: {name!r} is not a stage of dvc.yaml (stages: {', '.join(sorted(stage_names))})")
+        if not isinstance(resources, dict) or not all(isinstance(v, (int, str)) for v in resources.values()):
+            raise UserError(f"{path}: {name}: expected a mapping of resource name to a number or text")
+    return entries
+
+
 def read_stages(root: str | Path = ".") -> list[StageSpec]:
     """Every stage of ``root/dvc.yaml``, resolved by DVC, in DVC's order."""
     from dvc.repo import Repo  # imported here: it is slow, and only the DAG readers need it
 
     root = Path(root)
     repo = Repo(str(root))
+    resources = read_resources(root / RESOURCES_FILE, {_base_name(s.name) for s in repo.index.stages})
     params_cache: dict[str, dict] = {}
     specs = []
     for stage in repo.index.stages:
@@ -80,9 +100,14 @@ def read_stages(root: str | Path = ".") -> list[StageSpec]:
             raise UserError(f"dvc.yaml: stage '{stage.name}': meta.directories names {sorted(unknown)}, which are not outputs")
         specs.append(StageSpec(
             name=stage.name, cmd=stage.cmd, deps=tuple(deps), outs=outs, directories=directories,
-            params=params, threads=int(meta.get("threads", 1)),
+            params=params, threads=int(meta.get("threads", 1)), resources=resources.get(_base_name(stage.name), {}),
         ))
     return specs
+
+
+def _base_name(stage_name: str) -> str:
+    """The dvc.yaml name of a stage: "proposals@train" -> "proposals"."""
+    return stage_name.partition("@")[0]
 
 
 def stage_edges(specs: list[StageSpec]) -> set[tuple[str, str]]:
