@@ -108,11 +108,11 @@ def _drop_last_line(path: Path) -> None:
      r"Labels_person_Test.txt: value 2 is '2', expected 0 or 1"),
     (lambda r: _drop_last_line(r / "ImageList/Imagelist.txt"), {},
      r"TrainImagelist.txt: line 5: image 'b/0005_15.jpg' is not in ImageList/Imagelist.txt"),
+    (lambda r: _write_lines(r / "split.txt", ["a\\0001_11.jpg", "", "z\\9.jpg"]), {"train_list": "split.txt"},  # blank line counted
+     r"split.txt: line 3: image 'z/9.jpg' is not in the official train and test lists"),
     (lambda r: _write_lines(r / "ImageList/TestImagelist.txt", ["a\\0006_16.jpg", "a\\0006_16.jpg"]), {},
      r"TestImagelist.txt: line 2: image 'a/0006_16.jpg' is listed twice \(first on line 1\)"),
     (lambda r: (r / "ConceptsList/Concepts81.txt").unlink(), {}, r"Concepts81.txt: file not found"),
-    (lambda r: _write_lines(r / "split.txt", ["a\\0001_11.jpg", "z\\9.jpg"]), {"train_list": "split.txt"},
-     r"split.txt: line 2: image 'z/9.jpg' is not in the official train and test lists"),
     (lambda r: _write_lines(r / "split.txt", ["a\\0001_11.jpg", "a\\0006_16.jpg"]), {"train_list": "split.txt"},
      r"TestImagelist.txt: 1 images are also in .*split.txt: a/0006_16.jpg"),
     (lambda r: None, {"train_list": "absent.txt"}, r"absent.txt: file not found"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import re
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -30,13 +31,15 @@ OFFICIAL_LISTS = {"train": "ImageList/TrainImagelist.txt", "test": "ImageList/Te
 LABELS = "Groundtruth/TrainTestLabels"
 LABEL_PART = {"train": "Train", "test": "Test"}  # Labels_<concept>_<part>.txt
 _LABEL_FILE = re.compile(r"Labels_(?P<concept>.+)_(?P<part>Train|Test)\.txt")
+HEADER_READERS = 16  # threads reading image headers: on a network file system the waits overlap
 
 
-def _lines(path: Path) -> list[str]:
-    """The non-empty lines of a list file, stripped (the official files end lines with CRLF)."""
+def _lines(path: Path) -> list[tuple[int, str]]:
+    """(line number, text) of the non-empty lines of a list file, stripped (the official files end lines with CRLF)."""
     if not path.is_file():
         raise UserError(f"{path}: file not found")
-    return [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    lines = enumerate(path.read_text(errors="replace").splitlines(), start=1)
+    return [(number, line.strip()) for number, line in lines if line.strip()]
 
 
 def image_key(entry: str) -> str:
@@ -48,7 +51,7 @@ def image_key(entry: str) -> str:
 def _index(path: Path) -> dict[str, int]:
     """Image key -> line number (1-based) of a list file; an image listed twice is an error."""
     index: dict[str, int] = {}
-    for number, entry in enumerate(_lines(path), start=1):
+    for number, entry in _lines(path):
         key = image_key(entry)
         if key in index:
             raise UserError(f"{path}: line {number}: image {key!r} is listed twice (first on line {index[key]})")
@@ -58,7 +61,7 @@ def _index(path: Path) -> dict[str, int]:
 
 def read_concepts(root: Path) -> list[str]:
     path = root / CONCEPTS
-    concepts = _lines(path)
+    concepts = [text for _, text in _lines(path)]
     if not concepts:
         raise UserError(f"{path}: no concept listed")
     if len(set(concepts)) != len(concepts):
@@ -108,8 +111,10 @@ def _split(name: str, keys: list[str], labels: np.ndarray, ids: np.ndarray, conc
     if not labelled.all():
         log.info("%s: dropped %d of %d images with no label", source, int((~labelled).sum()), len(keys))
     keep, sizes, unreadable = [], [], []
-    for i in np.flatnonzero(labelled):
-        size = _image_size(image_dir / keys[i])
+    candidates = np.flatnonzero(labelled)
+    with ThreadPoolExecutor(HEADER_READERS) as pool:
+        found = pool.map(_image_size, [image_dir / keys[i] for i in candidates])
+    for i, size in zip(candidates, found):
         if size is None:
             unreadable.append(keys[i])
         else:
@@ -130,6 +135,7 @@ def _split(name: str, keys: list[str], labels: np.ndarray, ids: np.ndarray, conc
 
 
 def _check_listed(index: dict[str, int], known, path: Path, where: str) -> None:
+    """Every image of a list file must be in ``known`` (described as ``where``)."""
     for key, number in index.items():
         if key not in known:
             raise UserError(f"{path}: line {number}: image {key!r} is not in {where}")
