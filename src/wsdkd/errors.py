@@ -1,4 +1,5 @@
-"""The one exception type that reaches the user as a single line, and the wrapper that prints it."""
+"""The one exception type that reaches the user as a single line, the wrapper that prints it, and how such a
+line names a few of many items."""
 
 from __future__ import annotations
 
@@ -13,10 +14,10 @@ F = TypeVar("F", bound=Callable[..., object])
 MAX_NAMED = 5
 
 
-def name_a_few(names: list[str], limit: int = MAX_NAMED) -> str:
-    """``a, b, c and 7 more``: many problem items on one line."""
-    more = f" and {len(names) - limit} more" if len(names) > limit else ""
-    return ", ".join(names[:limit]) + more
+def name_a_few(names: list[str]) -> str:
+    """``a, b, c, d, e and 7 more``: many problem items on one line."""
+    more = f" and {len(names) - MAX_NAMED} more" if len(names) > MAX_NAMED else ""
+    return ", ".join(names[:MAX_NAMED]) + more
 
 
 class UserError(Exception):
