@@ -11,6 +11,7 @@ from PIL import Image
 from wsdkd.data.manifest import read_split
 from wsdkd.data.nuswide import load_nuswide
 from wsdkd.data.prepare import prepare_dataset
+from wsdkd.data.preview import render_samples
 from wsdkd.errors import UserError
 
 CONCEPTS = ["sky", "water", "person"]  # not alphabetical: the class order is the file's
@@ -81,6 +82,8 @@ def test_prepare_dataset_writes_the_same_manifest_as_coco(tmp_path, nuswide, def
     assert splits["test"].class_names == CONCEPTS and splits["test"].annotations is None
     assert all(p.is_file() for split in splits.values() for p in split.paths)
     np.testing.assert_array_equal(splits["test"].labels, [[0, 0, 1], [1, 1, 0]])
+    render_samples(splits["train"], tmp_path / "samples.png")  # without boxes: captioned with the labels
+    assert (tmp_path / "samples.png").read_bytes()[:4] == b"\x89PNG"
 
 
 def test_a_user_split_picks_from_both_official_lists(nuswide):
