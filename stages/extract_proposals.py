@@ -21,7 +21,9 @@ from wsdkd.data.manifest import read_split
 from wsdkd.errors import UserError, exits_cleanly
 from wsdkd.proposals.extract import extract_proposals, resume_key
 from wsdkd.proposals.recall import plot_recall_curve, recall_report, write_report
+from wsdkd.remake import remade_if_damaged
 from wsdkd.resume import clear, resume_dir
+from wsdkd.stage_cli import upstream_outputs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,7 +50,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.workers < 1:
         raise UserError(f"--workers: expected at least 1, got {args.workers}")
     cfg = load_params(args.params)["proposals"]
-    split = read_split(args.manifest, args.split)
+    with remade_if_damaged(upstream_outputs(args)):
+        split = read_split(args.manifest, args.split)
     if (args.report or args.plot) and split.annotations is None:
         raise UserError(f"split {args.split!r} has no ground-truth boxes: drop --report and --plot")
     stage = f"proposals_{args.split}"

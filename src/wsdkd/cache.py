@@ -30,7 +30,7 @@ import torch
 
 from .atomic import atomic_path
 from .data.manifest import Split
-from .errors import UserError
+from .errors import DamagedFile, UserError
 from .per_image_h5 import PerImageH5
 from .models.wsddn import FEATURE_STRIDE, ROI_SIZE, TWDet
 from .selection import select_proposals
@@ -130,7 +130,7 @@ class TeacherCache(PerImageH5):
 
     def check(self, file: h5py.File) -> None:
         if file.attrs.get("format") != CACHE_FORMAT:
-            raise UserError(f"{self.path}: not a teacher cache file")
+            raise DamagedFile(self.path, "not a teacher cache file")
         if int(file.attrs["format_version"]) > CACHE_FORMAT_VERSION:
             raise UserError(f"{self.path}: cache format {file.attrs['format_version']} is newer than this "
                             f"wsdkd reads ({CACHE_FORMAT_VERSION}); upgrade wsdkd")

@@ -1,7 +1,7 @@
 """Read-only access to HDF5 files with one row per image (proposals, the teacher cache), without loading them.
 
-Opening reads only ``image_ids`` and ``num_real``; everything else is read image by image. A missing, foreign
-or damaged file is one UserError line naming it.
+Opening reads only ``image_ids`` and ``num_real``; everything else is read image by image. A missing file is
+one UserError line naming it; a foreign or damaged one (HDF5 checks a truncated file on open) is a DamagedFile.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import h5py
 import numpy as np
 
-from .errors import UserError
+from .errors import DamagedFile, UserError
 
 
 class PerImageH5:
@@ -30,17 +30,20 @@ class PerImageH5:
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as exc:
-            raise UserError(f"{self.path}: not an HDF5 file ({exc})") from None
+            raise DamagedFile(self.path, f"not a whole HDF5 file ({exc})") from None
         try:
             self.check(self._file)
+            self.image_ids: np.ndarray = self._file["image_ids"][:]
+            self.num_real: np.ndarray = self._file["num_real"][:]
         except UserError:
             self._file.close()
             raise
-        self.image_ids: np.ndarray = self._file["image_ids"][:]
-        self.num_real: np.ndarray = self._file["num_real"][:]
+        except (KeyError, OSError) as exc:
+            self._file.close()
+            raise DamagedFile(self.path, f"not a whole {self.KIND} ({exc})") from None
 
     def check(self, file: h5py.File) -> None:
-        """Raise UserError when ``file`` is not of this kind."""
+        """Raise DamagedFile when ``file`` is not of this kind."""
 
     def __enter__(self):
         return self

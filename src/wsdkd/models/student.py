@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..model_file import read_model_file, save_model_file
+from ..model_file import load_weights, read_model_file, save_model_file
 from .backbones import Backbone, build_backbone
 
 
@@ -40,5 +40,5 @@ def load_student(path) -> tuple[StudentClassifier, dict]:
     blob = read_model_file(path, STUDENT_FORMAT, STUDENT_FORMAT_VERSION)
     backbone = build_backbone({"name": blob["backbone"], "weights": "random", "weights_path": None})
     model = StudentClassifier(backbone, len(blob["class_names"]))
-    model.load_state_dict(blob["state_dict"])
+    load_weights(model, blob["state_dict"], path)
     return model.eval(), {k: v for k, v in blob.items() if k != "state_dict"}

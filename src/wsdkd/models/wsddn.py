@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torchvision.ops import box_iou, roi_align, roi_pool
 
-from ..model_file import read_model_file, save_model_file
+from ..model_file import load_weights, read_model_file, save_model_file
 from .backbones import Backbone
 
 FEATURE_STRIDE = 16  # every backbone is cut at stride 16 (backbones.py)
@@ -227,5 +227,5 @@ def load_teacher(path) -> tuple[TWDet, dict]:
     """Rebuild a teacher from its file: the model (eval mode) and the file's description."""
     blob = read_model_file(path, TEACHER_FORMAT, TEACHER_FORMAT_VERSION, "run the train_teacher stage first")
     model = build_teacher(blob["params"], len(blob["class_names"]), weights="random")
-    model.load_state_dict(blob["state_dict"])
+    load_weights(model, blob["state_dict"], path)
     return model.eval(), {k: v for k, v in blob.items() if k != "state_dict"}

@@ -2,12 +2,14 @@
 
 The image list is cut into shards of ``shard_size`` images. A pool of ``workers`` processes computes the shards
 that are not yet in the resume folder, each written there atomically as a small proposals file; the finished
-shards are then merged, in order, into the split's file. A killed run leaves only whole shards behind, so the
-next run with the same params and images redoes only the missing ones.
+shards are then merged, in order, into the split's file. A killed run leaves only whole shards behind (a
+worker's half-written temporary is removed by the next write of that shard), so the next run with the same
+params and images redoes only the missing ones, and any shard that was damaged since.
 """
 
 from __future__ import annotations
 
+import logging
 import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,11 +19,13 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import UserError
+from ..errors import DamagedFile, UserError
 from ..resume import fingerprint
 from .boxes import fit_proposals
 from .sources import ProposalSource, make_source
-from .store import merge_proposals, write_proposals
+from .store import ProposalReader, merge_proposals, write_proposals
+
+log = logging.getLogger(__name__)
 
 # IGNORE_ORIENTATION: COCO boxes and the PIL loader of the training stages use the stored pixel grid, not the
 # EXIF-rotated one. IMREAD_COLOR turns grayscale and CMYK JPEGs into 3-channel BGR.
@@ -83,10 +87,17 @@ def resume_key(cfg: dict[str, Any], image_ids: Sequence[int], paths: Sequence[st
     return fingerprint(cfg, [int(i) for i in image_ids], [str(p) for p in paths])
 
 
-def _remove_partial_writes(folder: Path) -> None:
-    """A worker killed mid-write leaves an atomic_path temporary behind; it is never a finished shard."""
-    for leftover in folder.glob(".*.tmp-*"):
-        leftover.unlink()
+def _is_finished(shard: Path) -> bool:
+    """Whether ``shard`` is a whole proposals file; a damaged one is named, deleted and redone."""
+    if not shard.is_file():
+        return False
+    try:
+        ProposalReader(shard).close()
+    except DamagedFile as exc:
+        log.warning("%s; redoing this shard", exc)
+        shard.unlink()
+        return False
+    return True
 
 
 def extract_shards(image_ids: Sequence[int], paths: Sequence[str | Path], cfg: dict[str, Any], folder: Path,
@@ -98,13 +109,12 @@ def extract_shards(image_ids: Sequence[int], paths: Sequence[str | Path], cfg: d
     work runs in this process, whose OpenCV is then set to one thread.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    _remove_partial_writes(folder)
     size = int(cfg["shard_size"])
     tasks = [ShardTask(folder / f"shard_{start // size:06d}.h5", [int(i) for i in image_ids[start:start + size]],
                        [str(p) for p in paths[start:start + size]], int(cfg["num_proposals"]),
                        bool(cfg["skip_bad_images"]))
              for start in range(0, len(image_ids), size)]
-    todo = [task for task in tasks if not task.path.is_file()]
+    todo = [task for task in tasks if not _is_finished(task.path)]
     done = len(image_ids) - sum(len(task.image_ids) for task in todo)
     with tqdm(total=len(image_ids), initial=done, unit="img", desc="proposals", disable=not progress) as bar:
         if workers <= 1 or len(todo) <= 1:

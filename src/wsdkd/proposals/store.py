@@ -23,7 +23,7 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_path
-from ..errors import UserError
+from ..errors import DamagedFile, UserError
 from ..per_image_h5 import PerImageH5
 
 DATASETS = ("boxes", "scores", "num_real", "image_ids")
@@ -103,7 +103,7 @@ class ProposalReader(PerImageH5):
     def check(self, file: h5py.File) -> None:
         missing = [name for name in DATASETS if name not in file]
         if missing:
-            raise UserError(f"{self.path}: not a proposals file (missing {', '.join(missing)})")
+            raise DamagedFile(self.path, f"not a proposals file (missing {', '.join(missing)})")
 
     @property
     def num_proposals(self) -> int:
