@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from wsdkd.cache import cache_teacher
 from wsdkd.data.manifest import read_split
 from wsdkd.models.backbones import build_backbone
 from wsdkd.models.student import StudentClassifier, load_student
@@ -17,28 +16,8 @@ from wsdkd.train.distill import (DistilledStudent, FeatureStep, FeatureStudent, 
                                  _frozen_teacher, feature_adapter, train_distilled, train_features,
                                  uses_cached_features)
 from wsdkd.teacher_targets import TeacherTargets
-from wsdkd.train.teacher import train_teacher
 
 STUDENT_SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def upstream(tiny_manifest, tiny_proposals, tmp_path_factory):
-    """A tiny trained teacher and its cache (features included), as the distillation stages read them."""
-    root = tmp_path_factory.mktemp("upstream")
-    teacher_cfg = {"backbone": {"name": "efficientnet_lite0", "weights": "random", "weights_path": None},
-                   "freeze_backbone": True, "head": "gap_mlp", "head_hidden": 16, "roi_op": "align", "a": 1.0,
-                   "b": 0.0, "scales": [64], "cache_scale": 64, "epochs": 1, "batch_size": 8, "lr": 0.01,
-                   "momentum": 0.9, "weight_decay": 5e-4, "lr_decay_factor": 0.1, "lr_patience": 2, "hflip": False,
-                   "seed": 0, "num_workers": 0, "device": "cpu", "amp": False, "spatial_reg": 0.0,
-                   "spatial_reg_iou": 0.6}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WSDKD_CHECKPOINTS", str(root / "checkpoints"))
-        train_teacher(teacher_cfg, tiny_manifest, tiny_proposals, root / "teacher", root / "live", "t", progress=False)
-    cache_cfg = {"cache_features": True, "nms_iou": 0.4, "num_selected": 4, "dtype": "float32"}
-    cache_teacher(teacher_cfg, cache_cfg, tiny_manifest, tiny_proposals, root / "teacher", root / "cache",
-                  progress=False)
-    return root
 
 
 @pytest.fixture
