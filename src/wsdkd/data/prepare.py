@@ -7,7 +7,7 @@ from pathlib import Path
 
 from ..atomic import atomic_path
 from .coco import COCO2014, hold_out, load_coco_split
-from .manifest import write_manifest
+from .manifest import Split, write_manifest
 
 log = logging.getLogger(__name__)
 
@@ -16,6 +16,14 @@ def _coco_paths(cfg: dict, root: Path, out_dir: Path) -> dict[str, tuple[Path, P
     """(annotation file, image folder) per split, from the params (COCO 2014 or any COCO-format pair)."""
     layout = COCO2014 if cfg["source"] == "coco2014" else cfg["coco"]
     return {split: (root / layout[f"{split}_annotations"], root / layout[f"{split}_images"]) for split in ("train", "test")}
+
+
+def warn_classes_without_positives(split: Split) -> None:
+    """A class no image of a split shows learns nothing there (train) or has no AP (val, test): say which."""
+    empty = [name for name, count in zip(split.class_names, split.labels.sum(0)) if count == 0]
+    if empty:
+        log.warning("%s split: no image shows %d of %d classes: %s", split.name, len(empty), split.num_classes,
+                    ", ".join(empty))
 
 
 def prepare_dataset(cfg: dict, out_dir: str | Path) -> dict[str, int]:
@@ -34,11 +42,14 @@ def prepare_dataset(cfg: dict, out_dir: str | Path) -> dict[str, int]:
             sources = {split: (annotations[split], tmp / "images" / split) for split in ("train", "test")}
         else:
             sources = _coco_paths(cfg, Path(cfg["coco"]["root"]), tmp)
-        splits = {split: load_coco_split(split, ann, images) for split, (ann, images) in sources.items()}
+        splits = {split: load_coco_split(split, ann, images, tmp / f"instances_{split}_clipped.json")
+                  for split, (ann, images) in sources.items()}
         if splits["train"].class_names != splits["test"].class_names:
             raise ValueError("train and test annotation files list different categories")
         fit, val = hold_out(splits["train"], cfg["val_fraction"], cfg["split_seed"])
         splits = {"train": fit, "val": val, "test": splits["test"]}
+        for split in splits.values():
+            warn_classes_without_positives(split)
         write_manifest(tmp, splits, source=cfg["source"])
     counts = {name: len(split) for name, split in splits.items()}
     log.info("dataset %s: %s images, %d classes", cfg["source"], counts, fit.num_classes)
