@@ -7,6 +7,7 @@ finished work is lost; the summary line of the run counts the faults tried, by k
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import runpy
 import signal
@@ -25,6 +26,7 @@ from wsdkd.workspace_lock import WorkspaceLock
 
 from .conftest import PROJECT, TINY_TEACHER
 
+BAD_INPUT = pytest.mark.faults(kind="bad inputs")
 KILL = pytest.mark.faults(kind="kills")
 CORRUPTION = pytest.mark.faults(kind="corruptions")
 NUMERICAL = pytest.mark.faults(kind="numerical faults")
@@ -85,6 +87,90 @@ def _weights(model_file: Path) -> dict[str, torch.Tensor]:
     return torch.load(model_file, map_location="cpu", weights_only=False)["state_dict"]
 
 
+# ---- bad inputs ----
+
+def _instances(tmp_path: Path, images: list[dict], annotations: list[dict]) -> Path:
+    path = tmp_path / "instances.json"
+    path.write_text(json.dumps({"images": images, "annotations": annotations,
+                                "categories": [{"id": 1, "name": "a"}, {"id": 2, "name": "b"}]}))
+    for image in images:
+        (tmp_path / image["file_name"]).write_bytes(b"")
+    return path
+
+
+def _ann(ann_id: int, image_id: int, category_id: int = 1, bbox: object = (1, 1, 4, 4)) -> dict:
+    return {"id": ann_id, "image_id": image_id, "category_id": category_id, "bbox": list(bbox), "iscrowd": 0}
+
+
+@BAD_INPUT
+def test_every_problem_of_an_annotation_file_is_listed_at_once(tmp_path):
+    from wsdkd.data.coco import load_coco_split
+
+    image = {"file_name": "x.jpg", "width": 10, "height": 10}
+    path = _instances(tmp_path, [{**image, "id": 1}, {**image, "id": 1}, {**image, "id": 2},
+                                 {"id": 3, "file_name": "y.jpg"}],
+                      [_ann(1, 1), _ann(1, 2), _ann(3, 2, category_id=7), _ann(4, 99), _ann(5, 2, bbox=(0, 0, -1, 2)),
+                       _ann(6, 2, bbox=(50, 50, 2, 2)), _ann(7, 3), _ann(8, 1, category_id=9)])
+    with pytest.raises(UserError) as info:
+        load_coco_split("train", path, tmp_path)
+    assert str(info.value).splitlines() == [f"{path}: {line}" for line in [
+        "image id 1 appears 2 times: expected each image id once",
+        "annotation id 1 appears 2 times: expected each annotation id once",
+        "annotation 4 (image 99): expected an image_id listed in 'images'",
+        "annotation 3 (image 2): category_id 7: expected one of the 2 ids in 'categories' (1, 2)",
+        "annotation 8 (image 1): category_id 9: expected one of the 2 ids in 'categories' (1, 2)",
+        "image 3: width None, height None: expected a width and height > 0 in pixels",
+        "annotation 5 (image 2): bbox [0, 0, -1, 2]: expected [x, y, width, height] with width and height > 0",
+        "annotation 6 (image 2): bbox [50, 50, 2, 2] in a 10x10 image: expected a box overlapping its image",
+    ]]
+
+
+@BAD_INPUT
+def test_boxes_sticking_out_are_clipped_counted_and_read_clipped_downstream(tmp_path, caplog):
+    from wsdkd.data.coco import load_coco_split
+
+    path = _instances(tmp_path, [{"id": 1, "file_name": "x.jpg", "width": 10, "height": 8}],
+                      [_ann(1, 1, bbox=(8, -2, 5, 5)), _ann(2, 1, bbox=(1, 1, 2, 2)), _ann(3, 1, bbox=(-1, 0, 3, 9))])
+    split = load_coco_split("train", path, tmp_path, clipped_copy=tmp_path / "clipped.json")
+    assert f"{path}: 2 boxes stuck out of their image and were clipped to it" in caplog.text
+    assert split.annotations == tmp_path / "clipped.json"
+    boxes = [a["bbox"] for a in json.loads(split.annotations.read_text())["annotations"]]
+    assert boxes == [[8, 0, 2, 3], [1, 1, 2, 2], [0, 0, 2, 8]]
+
+
+@BAD_INPUT
+def test_classes_without_a_positive_image_are_named(tiny_manifest, caplog):
+    from wsdkd.data.manifest import read_split
+    from wsdkd.data.prepare import warn_classes_without_positives
+
+    split = read_split(tiny_manifest, "val")
+    labels = np.ones_like(split.labels)
+    labels[:, [0, 2]] = 0
+    warn_classes_without_positives(dataclasses.replace(split, labels=labels))
+    names = split.class_names
+    assert f"val split: no image shows 2 of {len(names)} classes: {names[0]}, {names[2]}" in caplog.text
+
+
+@BAD_INPUT
+def test_a_student_made_for_other_classes_is_named_and_removed_so_stage_1_reruns(tiny_student, tiny_manifest,
+                                                                               upstream, params_file, tmp_path):
+    import shutil
+
+    init = tmp_path / "student_features"
+    init.mkdir()
+    shutil.copy(tiny_student, init / "model.pt")
+    result = subprocess.run(_stage_command("train_distilled.py", [
+        "--params", str(params_file), "--manifest", str(tiny_manifest), "--cache", str(upstream / "cache"),
+        "--teacher", str(upstream / "teacher"), "--init", str(init), "--out", str(tmp_path / "out"),
+        "--live", str(tmp_path / "live")]), env={**os.environ, "PYTHONPATH": str(PROJECT / "src")},
+        capture_output=True, text=True)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (
+        f"error: {init / 'model.pt'}: made for 3 other classes (cat, dog, kite), expected the dataset's 12 classes; "
+        f"removed {init}, so the next run remakes it (stage distill_features)")
+    assert not init.exists() and not (tmp_path / "out").exists()
+
+
 # ---- kills ----
 
 TRAINING_STAGES = {
@@ -130,7 +216,8 @@ def test_training_stage_killed_midway_resumes_to_the_same_result(stage, params_f
 
     last = checkpoints / stage
     _kill_when(_stage_command(script, args("resumed")), lambda: any(last.glob("*/last.pt")))
-    assert not (tmp_path / "resumed").exists(), "a killed stage leaves neither its model nor its curves"
+    left = sorted(p.name for p in (tmp_path / "resumed").iterdir())
+    assert all(name.startswith(".") and ".tmp-" in name for name in left), "a killed stage leaves only temporaries"
     (kept,) = last.glob("*/last.pt")
     assert torch.load(kept, weights_only=False)["epoch"] >= 1, "the finished epochs survive the kill"
 
@@ -140,6 +227,7 @@ def test_training_stage_killed_midway_resumes_to_the_same_result(stage, params_f
     for key in straight:
         torch.testing.assert_close(resumed[key], straight[key], rtol=1e-5, atol=1e-6, msg=key)
     assert (tmp_path / "resumed" / "live" / "metrics.json").is_file()
+    assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == ["live", "out"], "the next run cleans up"
     assert not last.exists(), "the resume state goes once the outputs are whole"
 
 

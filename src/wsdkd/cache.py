@@ -208,7 +208,7 @@ def cache_teacher(teacher_cfg: dict, cache_cfg: dict, manifest_dir: Path, propos
     from .models.wsddn import TEACHER_FILE, load_teacher
     from .train.device import resolve_device
 
-    model, description = load_teacher(model_dir / TEACHER_FILE)
+    model, description = load_teacher(model_dir / TEACHER_FILE, read_split(manifest_dir, "train").class_names)
     device = resolve_device(teacher_cfg["device"], "teacher.device")
     size = description["params"]["cache_scale"]
     with atomic_path(out_dir) as tmp:

@@ -14,8 +14,12 @@ def save_model_file(path: str | Path, kind: str, version: int, **fields) -> None
     torch.save({"format": kind, "format_version": version, **fields}, path)
 
 
-def read_model_file(path: str | Path, kind: str, version: int, missing_hint: str = "") -> dict:
-    """The file's contents; UserError when it is absent, not a checkpoint, another kind, or a newer layout."""
+def read_model_file(path: str | Path, kind: str, version: int, missing_hint: str = "",
+                    class_names: list[str] | None = None) -> dict:
+    """The file's contents; UserError when it is absent, not a checkpoint, another kind, or a newer layout.
+
+    With ``class_names`` (the dataset's), a file made for other classes is a DamagedFile: a stale upstream output.
+    """
     path = Path(path)
     try:
         blob = torch.load(path, map_location="cpu", weights_only=False)
@@ -28,6 +32,11 @@ def read_model_file(path: str | Path, kind: str, version: int, missing_hint: str
     if blob["format_version"] > version:
         raise UserError(f"{path}: {kind} file format {blob['format_version']} is newer than this wsdkd reads "
                         f"({version}); upgrade wsdkd")
+    if class_names is not None and list(blob["class_names"]) != list(class_names):
+        made_for = blob["class_names"]
+        listed = ", ".join(made_for[:5]) + (", ..." if len(made_for) > 5 else "")
+        raise DamagedFile(path, f"made for {len(made_for)} other classes ({listed}), expected the dataset's "
+                                f"{len(class_names)} classes")
     return blob
 
 

@@ -35,9 +35,12 @@ def save_student(path, model: StudentClassifier, class_names: list[str], input_s
                     std=list(model.backbone.std), params=params, state_dict=model.state_dict())
 
 
-def load_student(path) -> tuple[StudentClassifier, dict]:
-    """Rebuild a student from its file; returns the model (eval mode) and the file's description."""
-    blob = read_model_file(path, STUDENT_FORMAT, STUDENT_FORMAT_VERSION)
+def load_student(path, class_names: list[str] | None = None) -> tuple[StudentClassifier, dict]:
+    """Rebuild a student from its file; returns the model (eval mode) and the file's description.
+
+    ``class_names``: the dataset's, which the file must have been made for.
+    """
+    blob = read_model_file(path, STUDENT_FORMAT, STUDENT_FORMAT_VERSION, class_names=class_names)
     backbone = build_backbone({"name": blob["backbone"], "weights": "random", "weights_path": None})
     model = StudentClassifier(backbone, len(blob["class_names"]))
     load_weights(model, blob["state_dict"], path)
