@@ -40,8 +40,9 @@ def pytest_runtest_makereport(item, call):
 
 def pytest_terminal_summary(terminalreporter):
     if _FAULTS_SURVIVED:
-        tried = ", ".join(f"{count} {kind}" for kind, count in sorted(_FAULTS_SURVIVED.items()))
-        terminalreporter.write_line(f"faults tried and survived, nothing lost: {tried}")
+        tried = ", ".join(f"{kind} {count}" for kind, count in sorted(_FAULTS_SURVIVED.items()))
+        terminalreporter.write_line(f"faults tried and survived, nothing lost: {tried} "
+                                    f"(total {sum(_FAULTS_SURVIVED.values())})")
 
 
 @pytest.fixture(scope="session")
@@ -155,7 +156,7 @@ def upstream(tiny_manifest, tiny_proposals, tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WSDKD_CHECKPOINTS", str(root / "checkpoints"))
         train_teacher(TINY_TEACHER, tiny_manifest, tiny_proposals, root / "teacher", root / "live", "t", progress=False)
-    cache_cfg = {"cache_features": True, "nms_iou": 0.4, "num_selected": 4, "dtype": "float32"}
-    cache_teacher(TINY_TEACHER, cache_cfg, tiny_manifest, tiny_proposals, root / "teacher", root / "cache",
-                  progress=False)
+        cache_cfg = {"cache_features": True, "nms_iou": 0.4, "num_selected": 4, "dtype": "float32"}
+        cache_teacher(TINY_TEACHER, cache_cfg, tiny_manifest, tiny_proposals, root / "teacher", root / "cache",
+                      progress=False)
     return root

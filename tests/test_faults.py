@@ -232,6 +232,29 @@ def test_training_stage_killed_midway_resumes_to_the_same_result(stage, params_f
 
 
 @KILL
+def test_cache_killed_midway_keeps_the_finished_splits(upstream, tiny_manifest, tiny_proposals, params_file,
+                                                       checkpoints, tmp_path, monkeypatch):
+    from wsdkd.cache import TeacherCache
+
+    def args(out: str) -> list[str]:
+        return ["--params", str(params_file), "--manifest", str(tiny_manifest), "--proposals", str(tiny_proposals),
+                "--model", str(upstream / "teacher"), "--out", str(tmp_path / out)]
+
+    finished = checkpoints / "cache_teacher"
+    _kill_when(_stage_command("cache_teacher.py", args("cache")), lambda: any(finished.glob("*/train.h5")))
+    assert not (tmp_path / "cache").exists()
+    (train,) = finished.glob("*/train.h5")
+    written = train.stat().st_mtime_ns
+    _run_in_process("cache_teacher.py", args("cache"), monkeypatch)
+    assert (tmp_path / "cache" / "train.h5").stat().st_mtime_ns == written, "the finished split is not redone"
+    for name in ("train", "val", "test"):
+        with TeacherCache(tmp_path / "cache" / f"{name}.h5") as resumed, \
+                TeacherCache(upstream / "cache" / f"{name}.h5") as reference:
+            np.testing.assert_allclose(resumed.image_scores(), reference.image_scores(), rtol=1e-5, atol=1e-6)
+    assert not finished.exists()
+
+
+@KILL
 def test_proposals_killed_between_shards_resume_to_the_same_file(tmp_path, tiny_manifest, default_params,
                                                                   checkpoints, monkeypatch):
     """The image after the first shards is a FIFO: the stage blocks reading it, and is killed right there."""
@@ -297,6 +320,27 @@ def test_truncated_teacher_cache_is_named_and_removed_so_its_stage_reruns(upstre
     assert line.startswith(f"error: {cache / 'train.h5'}: not a whole HDF5 file")
     assert line.endswith(f"removed {cache}, so the next run remakes it (stage cache_teacher)")
     assert not cache.exists() and not (tmp_path / "out").exists()
+
+
+@CORRUPTION
+def test_a_truncated_proposal_shard_is_named_and_redone(tmp_path, caplog):
+    from wsdkd.proposals.extract import extract_shards
+    from wsdkd.proposals.store import ProposalReader
+
+    from .test_proposals import cfg, write_scenes
+
+    paths, config = write_scenes(tmp_path / "images", 4), cfg(shard_size=2)
+    shards = extract_shards([1, 2, 3, 4], paths, config, tmp_path / "resume", progress=False)
+    with ProposalReader(shards[1]) as reader:
+        before = reader.all_rows()
+    kept = shards[0].stat().st_mtime_ns
+    _truncate(shards[1])
+    extract_shards([1, 2, 3, 4], paths, config, tmp_path / "resume", progress=False)
+    assert f"{shards[1]}: not a whole HDF5 file" in caplog.text and "making it again" in caplog.text
+    assert shards[0].stat().st_mtime_ns == kept, "the whole shard is kept"
+    with ProposalReader(shards[1]) as reader:
+        for got, want in zip(reader.all_rows(), before):
+            np.testing.assert_array_equal(got, want)
 
 
 @CORRUPTION
@@ -393,3 +437,25 @@ def test_dvc_and_a_second_snakemake_are_refused_while_snakemake_holds_the_worksp
     dvc = Lock(str(tmp_path / ".dvc" / "tmp" / "lock"))
     dvc.lock()
     dvc.unlock()
+
+
+@CONCURRENCY
+def test_snakemake_started_while_dvc_runs_stops_before_its_first_job(tmp_path):
+    from dvc.lock import Lock
+
+    from .test_e2e import scratch_workspace
+
+    workspace = scratch_workspace(tmp_path / "repo")
+    lock_file = workspace.root / ".dvc" / "tmp" / "lock"
+    lock_file.parent.mkdir(parents=True, exist_ok=True)
+    dvc = Lock(str(lock_file))
+    dvc.lock()
+    try:
+        result = subprocess.run(["snakemake", "--cores", "1"], cwd=workspace.root, env=workspace.env,
+                                capture_output=True, text=True)
+    finally:
+        dvc.unlock()
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == (f"error: {lock_file}: the workspace is in use by dvc (pid {os.getpid()}); "
+                                              f"nothing was run or overwritten (wait for it to finish)")
+    assert not (workspace.root / "data").exists() and not (workspace.root / "models").exists()

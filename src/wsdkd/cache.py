@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,6 +29,7 @@ import h5py
 import numpy as np
 import torch
 
+from . import resume
 from .atomic import atomic_path
 from .data.manifest import Split
 from .errors import DamagedFile, UserError
@@ -41,6 +43,7 @@ CACHE_FORMAT, CACHE_FORMAT_VERSION = "wsdkd-teacher-cache", 1
 DTYPES = {"float16": np.float16, "float32": np.float32}
 _COMPRESSED = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 _INDEX_CHUNK = 4096  # rows per chunk of the small per-image vectors
+_STAGE = "cache_teacher"  # names its resume folder
 
 
 @dataclass(frozen=True)
@@ -203,22 +206,35 @@ def build_cache(model: TWDet, split: Split, proposals: SplitProposals, cfg: dict
 
 def cache_teacher(teacher_cfg: dict, cache_cfg: dict, manifest_dir: Path, proposals_dir: Path, model_dir: Path,
                   out_dir: Path, progress: bool = True) -> None:
-    """Write ``out_dir/{train,val,test}.h5`` from the teacher in ``model_dir`` (the folder appears whole)."""
+    """Write ``out_dir/{train,val,test}.h5`` from the teacher in ``model_dir`` (the folder appears whole).
+
+    Each split's file waits in the resume folder until all are done, so a killed run redoes only the split it
+    was writing.
+    """
     from .data.manifest import SPLITS, read_split
     from .models.wsddn import TEACHER_FILE, load_teacher
     from .train.device import resolve_device
 
-    model, description = load_teacher(model_dir / TEACHER_FILE, read_split(manifest_dir, "train").class_names)
+    splits = {name: read_split(manifest_dir, name) for name in SPLITS}
+    model, description = load_teacher(model_dir / TEACHER_FILE, splits["train"].class_names)
     device = resolve_device(teacher_cfg["device"], "teacher.device")
     size = description["params"]["cache_scale"]
+    proposals = {name: SplitProposals(split, proposals_dir / f"{name}.h5") for name, split in splits.items()}
+    try:
+        key = resume.fingerprint(teacher_cfg, cache_cfg, resume.file_digest(model_dir / TEACHER_FILE),
+                                 {name: [split.image_ids.tolist(), resume.file_digest(proposals[name].reader.path)]
+                                  for name, split in splits.items()})
+        done = resume.resume_dir(_STAGE, key)
+        for name, split in splits.items():
+            if not TeacherCache.finished(done / f"{name}.h5"):
+                build_cache(model, split, proposals[name], cache_cfg, size, done / f"{name}.h5",
+                            teacher_cfg["batch_size"], device, teacher_cfg["amp"], teacher_cfg["num_workers"],
+                            attrs={"proposals": str(proposals[name].reader.path)}, progress=progress)
+    finally:
+        for reader in proposals.values():
+            reader.close()
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
-        for name in SPLITS:
-            split = read_split(manifest_dir, name)
-            proposals = SplitProposals(split, proposals_dir / f"{name}.h5")
-            try:
-                build_cache(model, split, proposals, cache_cfg, size, tmp / f"{name}.h5", teacher_cfg["batch_size"],
-                            device, teacher_cfg["amp"], teacher_cfg["num_workers"],
-                            attrs={"proposals": str(proposals.reader.path)}, progress=progress)
-            finally:
-                proposals.close()
+        for name in splits:
+            shutil.move(done / f"{name}.h5", tmp / f"{name}.h5")
+    resume.clear(_STAGE)

@@ -6,12 +6,15 @@ one UserError line naming it; a foreign or damaged one (HDF5 checks a truncated 
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import h5py
 import numpy as np
 
 from .errors import DamagedFile, UserError
+
+log = logging.getLogger(__name__)
 
 
 class PerImageH5:
@@ -44,6 +47,19 @@ class PerImageH5:
 
     def check(self, file: h5py.File) -> None:
         """Raise DamagedFile when ``file`` is not of this kind."""
+
+    @classmethod
+    def finished(cls, path: Path) -> bool:
+        """Whether ``path`` is a whole file of this kind (resume folders); a damaged one is named and deleted."""
+        if not path.is_file():
+            return False
+        try:
+            cls(path).close()
+        except DamagedFile as exc:
+            log.warning("%s; making it again", exc)
+            path.unlink()
+            return False
+        return True
 
     def __enter__(self):
         return self

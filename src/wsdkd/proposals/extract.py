@@ -9,7 +9,6 @@ params and images redoes only the missing ones, and any shard that was damaged s
 
 from __future__ import annotations
 
-import logging
 import multiprocessing
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,13 +18,11 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import DamagedFile, UserError
+from ..errors import UserError
 from ..resume import fingerprint
 from .boxes import fit_proposals
 from .sources import ProposalSource, make_source
 from .store import ProposalReader, merge_proposals, write_proposals
-
-log = logging.getLogger(__name__)
 
 # IGNORE_ORIENTATION: COCO boxes and the PIL loader of the training stages use the stored pixel grid, not the
 # EXIF-rotated one. IMREAD_COLOR turns grayscale and CMYK JPEGs into 3-channel BGR.
@@ -87,19 +84,6 @@ def resume_key(cfg: dict[str, Any], image_ids: Sequence[int], paths: Sequence[st
     return fingerprint(cfg, [int(i) for i in image_ids], [str(p) for p in paths])
 
 
-def _is_finished(shard: Path) -> bool:
-    """Whether ``shard`` is a whole proposals file; a damaged one is named, deleted and redone."""
-    if not shard.is_file():
-        return False
-    try:
-        ProposalReader(shard).close()
-    except DamagedFile as exc:
-        log.warning("%s; redoing this shard", exc)
-        shard.unlink()
-        return False
-    return True
-
-
 def extract_shards(image_ids: Sequence[int], paths: Sequence[str | Path], cfg: dict[str, Any], folder: Path,
                    workers: int = 1, progress: bool = True) -> list[Path]:
     """Make sure every shard of the image list is in ``folder``; return the shard paths in image order.
@@ -114,7 +98,7 @@ def extract_shards(image_ids: Sequence[int], paths: Sequence[str | Path], cfg: d
                        [str(p) for p in paths[start:start + size]], int(cfg["num_proposals"]),
                        bool(cfg["skip_bad_images"]))
              for start in range(0, len(image_ids), size)]
-    todo = [task for task in tasks if not _is_finished(task.path)]
+    todo = [task for task in tasks if not ProposalReader.finished(task.path)]
     done = len(image_ids) - sum(len(task.image_ids) for task in todo)
     with tqdm(total=len(image_ids), initial=done, unit="img", desc="proposals", disable=not progress) as bar:
         if workers <= 1 or len(todo) <= 1:

@@ -231,15 +231,6 @@ class PredictionStep:
 
 # ---- Running the stages ----
 
-def _file_digest(path: Path) -> str:
-    """What identifies an upstream output in a resume fingerprint (its content, not its path or time)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _cache_digest(targets: TeacherTargets) -> str:
     return hashlib.sha256(targets.cache.image_scores().tobytes()).hexdigest()
 
@@ -312,7 +303,7 @@ def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: 
                                    {**student_cfg, **{k: cfg[k] for k in ("lr", "momentum", "weight_decay")}})
         datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
-                                 _file_digest(teacher_dir / TEACHER_FILE))
+                                 resume.file_digest(teacher_dir / TEACHER_FILE))
         history = fit(model, step, datasets["train"], datasets["val"],
                       loop_config(student_cfg, device, epochs=cfg["epochs"], hflip=False), optimizer, scheduler,
                       resume.resume_dir(stage, key), live_dir, _image_ids(splits))
@@ -352,7 +343,7 @@ def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir:
         ], student_cfg)
         datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
-                                 _file_digest(init_dir / MODEL_FILE))
+                                 resume.file_digest(init_dir / MODEL_FILE))
         history = fit(model, PredictionStep(parts, cfg, teacher, student_cfg["hflip"]), datasets["train"], datasets["val"],
                       loop_config(student_cfg, device, hflip=False), optimizer, scheduler,
                       resume.resume_dir(stage, key), live_dir, _image_ids(splits))
