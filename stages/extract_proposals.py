@@ -5,7 +5,7 @@
         [--report reports/proposals/recall_train.json --plot reports/proposals/recall_train.png] \
         [--bad-images reports/proposals/bad_train.json]
 
-Finished shards are kept under the resume folder until the merged file is written, so a killed run resumes.
+Finished shards are kept under the resume folder until every output is written, so a killed run resumes.
 """
 
 from __future__ import annotations
@@ -58,7 +58,6 @@ def main(argv: list[str] | None = None) -> None:
     folder = resume_dir(stage, resume_key(cfg, split.image_ids, split.paths))
     bad_images = extract_proposals(split.image_ids, split.paths, cfg, args.out, folder, args.workers,
                                    progress=not args.quiet)
-    clear(stage)
     if bad_images:
         print(f"skipped {len(bad_images)} unreadable image(s): they have num_real = 0")
     if args.bad_images:
@@ -72,6 +71,7 @@ def main(argv: list[str] | None = None) -> None:
             write_report(report, args.report)
         if args.plot:
             plot_recall_curve(report, args.plot)
+    clear(stage)  # last: both tools delete every output of a stage that stopped short, the merged file included
 
 
 if __name__ == "__main__":
