@@ -405,6 +405,26 @@ def test_non_finite_loss_stops_with_step_and_images_keeping_the_last_good_checkp
     assert not (tmp_path / "out").exists() and not (tmp_path / "live").exists()
 
 
+@NUMERICAL
+def test_weights_gone_non_finite_in_an_epochs_last_step_are_not_checkpointed(default_params, tiny_manifest,
+                                                                             tmp_path, checkpoints, monkeypatch):
+    from wsdkd.train import student as student_module
+    from wsdkd.train.student import classifier_step, train_student
+
+    def last_step_poisons_the_classifier(model, images, labels, index):
+        out = classifier_step(model, images, labels, index)
+        if model.training and len(images) < 8:  # the epoch's last, short batch: 18 images in batches of 8
+            model.classifier.bias.register_hook(lambda grad: torch.full_like(grad, float("inf")))
+        return out
+
+    monkeypatch.setattr(student_module, "classifier_step", last_step_poisons_the_classifier)
+    cfg = {**default_params["student"], **TINY_STUDENT, "epochs": 2}
+    with pytest.raises(UserError, match=r"weights classifier.bias are not finite after epoch 1; no epoch had "
+                                        r"finished, so there is no checkpoint"):
+        train_student(cfg, tiny_manifest, tmp_path / "out", tmp_path / "live", "diverged")
+    assert not list(checkpoints.glob("diverged/*/last.pt"))
+
+
 # ---- concurrent runs ----
 
 @CONCURRENCY

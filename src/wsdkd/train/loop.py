@@ -50,12 +50,25 @@ def _loader(data: Dataset, cfg: LoopConfig, shuffle: bool, epoch: int) -> DataLo
                       persistent_workers=False, drop_last=False)
 
 
+def _kept(epoch: int, resume_dir: Path) -> str:
+    """What a run stopped during ``epoch`` (0-based) leaves to resume from."""
+    return (f"the checkpoint after epoch {epoch} is kept in {resume_dir / checkpoint.LAST}" if epoch
+            else "no epoch had finished, so there is no checkpoint")
+
+
 def _check_finite(loss: torch.Tensor, epoch: int, step: int, image_ids: np.ndarray, resume_dir: Path) -> None:
     if not torch.isfinite(loss):
-        kept = (f"the checkpoint after epoch {epoch} is kept in {resume_dir / checkpoint.LAST}" if epoch
-                else "no epoch had finished, so there is no checkpoint")
         raise UserError(f"training stopped: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; batch "
-                        f"image ids {image_ids.tolist()}; {kept}")
+                        f"image ids {image_ids.tolist()}; {_kept(epoch, resume_dir)}")
+
+
+def _check_weights(model: torch.nn.Module, epoch: int, resume_dir: Path) -> None:
+    """An epoch's last step can leave non-finite weights behind a finite loss; they must not be checkpointed."""
+    bad = [name for name, value in model.state_dict().items()
+           if value.is_floating_point() and not value.isfinite().all()]
+    if bad:
+        raise UserError(f"training stopped: weights {', '.join(bad[:3])} are not finite after epoch {epoch + 1}; "
+                        f"{_kept(epoch, resume_dir)}")
 
 
 def evaluate_loss(model: torch.nn.Module, step: Step, data: Dataset, cfg: LoopConfig) -> dict:
@@ -136,6 +149,7 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
                 record.update({f"val/{k}": v for k, v in evaluate_loss(model, step, val, cfg).items()})
                 if scheduler is not None:
                     scheduler.step(record["val/loss"])
+            _check_weights(model, epoch, resume_dir)
             history.append(record)
             _log_epoch(live, record)
             log.info("epoch %d/%d %s", epoch + 1, cfg.epochs,
