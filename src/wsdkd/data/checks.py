@@ -60,10 +60,13 @@ def check_instances(path: Path, document: dict) -> int:
         if not _box_form(box):
             malformed.append(f"{item}: bbox {box!r}")
             continue
-        x1, y1, x2, y2 = max(box[0], 0), max(box[1], 0), min(box[0] + box[2], width), min(box[1] + box[3], height)
+        x, y, w, h = box
+        if x >= 0 and y >= 0 and x + w <= width and y + h <= height:
+            continue
+        x1, y1, x2, y2 = max(x, 0), max(y, 0), min(x + w, width), min(y + h, height)
         if x2 <= x1 or y2 <= y1:
             outside.append(f"{item}: bbox {box} in a {width}x{height} image")
-        elif [x1, y1, x2 - x1, y2 - y1] != box:
+        else:
             ann["bbox"] = [x1, y1, x2 - x1, y2 - y1]
             clipped += 1
     listed = ", ".join(map(str, category_ids[:_LISTED])) + (", ..." if len(category_ids) > _LISTED else "")
