@@ -323,6 +323,27 @@ def test_truncated_teacher_cache_is_named_and_removed_so_its_stage_reruns(upstre
 
 
 @CORRUPTION
+def test_a_damaged_chunk_fails_its_checksum_instead_of_reading_as_numbers(tmp_path):
+    import h5py
+
+    from wsdkd.errors import DamagedFile
+    from wsdkd.proposals.store import ProposalReader, write_proposals
+
+    path = tmp_path / "p.h5"
+    boxes = np.arange(3 * 5 * 4, dtype=np.float32).reshape(3, 5, 4)
+    write_proposals(path, np.array([1, 2, 3]), boxes, np.ones((3, 5), np.float32), np.array([5, 5, 5]), {})
+    with h5py.File(path, "r") as file:
+        chunk = file["boxes"].id.get_chunk_info(1)
+    with open(path, "r+b") as file:  # flip the bytes of image 1's boxes on disk
+        file.seek(chunk.byte_offset)
+        file.write(bytes(b ^ 0xFF for b in file.read(8)))
+    with ProposalReader(path) as reader:
+        assert np.array_equal(reader.get(0)[0], boxes[0]), "the other images still read"
+        with pytest.raises(DamagedFile, match=rf"{path}: damaged data in boxes \(.*filter returned failure"):
+            reader.get(1)
+
+
+@CORRUPTION
 def test_a_truncated_proposal_shard_is_named_and_redone(tmp_path, caplog):
     from wsdkd.proposals.extract import extract_shards
     from wsdkd.proposals.store import ProposalReader

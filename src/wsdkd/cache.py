@@ -33,7 +33,7 @@ from . import resume
 from .atomic import atomic_path
 from .data.manifest import Split
 from .errors import DamagedFile, UserError
-from .per_image_h5 import PerImageH5
+from .per_image_h5 import PerImageH5, checksummed
 from .models.wsddn import FEATURE_STRIDE, ROI_SIZE, TWDet
 from .selection import select_proposals
 from .teacher_inputs import SplitProposals
@@ -98,20 +98,21 @@ def cache_writer(path: str | Path, layout: CacheLayout, attrs: dict[str, Any],
     dtype = DTYPES[layout.dtype]
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
         index_chunk = (min(max(n, 1), _INDEX_CHUNK),)
-        file.create_dataset("image_ids", (n,), np.int64, chunks=index_chunk)
-        file.create_dataset("num_real", (n,), np.int32, chunks=index_chunk)
-        file.create_dataset("num_selected", (n,), np.int32, chunks=index_chunk)
-        file.create_dataset("boxes", (n, r, 4), np.float32, chunks=(1, r, 4))
-        file.create_dataset("prior", (n, r), np.float32, chunks=(1, r))
+        create = checksummed(file)
+        create("image_ids", (n,), np.int64, chunks=index_chunk)
+        create("num_real", (n,), np.int32, chunks=index_chunk)
+        create("num_selected", (n,), np.int32, chunks=index_chunk)
+        create("boxes", (n, r, 4), np.float32, chunks=(1, r, 4))
+        create("prior", (n, r), np.float32, chunks=(1, r))
         for name in ("mc", "md", "scores"):
-            file.create_dataset(name, (n, r, k), dtype, chunks=(1, r, k), **_COMPRESSED)
-        file.create_dataset("objectness", (n, r), np.float32, chunks=(1, r))
-        file.create_dataset("p", (n, k), np.float32, chunks=(1, k))
-        file.create_dataset("selected", (n, m), np.int32, chunks=(1, m))
+            create(name, (n, r, k), dtype, chunks=(1, r, k), **_COMPRESSED)
+        create("objectness", (n, r), np.float32, chunks=(1, r))
+        create("p", (n, k), np.float32, chunks=(1, k))
+        create("selected", (n, m), np.int32, chunks=(1, m))
         if layout.feature_channels is not None:
             shape = (m, layout.feature_channels, ROI_SIZE, ROI_SIZE)
-            file.create_dataset("features", (n, *shape), np.float16, chunks=(1, *shape),
-                                **(_COMPRESSED if compress_features else {}))
+            create("features", (n, *shape), np.float16, chunks=(1, *shape),
+                   **(_COMPRESSED if compress_features else {}))
         file.attrs["format"], file.attrs["format_version"] = CACHE_FORMAT, CACHE_FORMAT_VERSION
         for key, value in attrs.items():
             file.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value)
@@ -155,12 +156,12 @@ class TeacherCache(PerImageH5):
 
     def read(self, name: str, index: int) -> np.ndarray:
         """Row ``index`` of dataset ``name`` as float32 (or its integer type)."""
-        row = self._file[name][index]
+        row = self._read(name, index)
         return row.astype(np.float32) if row.dtype == np.float16 else row
 
     def image_scores(self) -> np.ndarray:
         """p (n, K) of every image: a few bytes per image, for predictions and reports."""
-        return self._file["p"][:]
+        return self._read("p")
 
     def get(self, index: int, features: bool = True) -> CachedImage:
         """Everything cached for the image at row ``index``; ``features=False`` skips the largest dataset."""

@@ -1,13 +1,17 @@
 """Read-only access to HDF5 files with one row per image (proposals, the teacher cache), without loading them.
 
 Opening reads only ``image_ids`` and ``num_real``; everything else is read image by image. A missing file is
-one UserError line naming it; a foreign or damaged one (HDF5 checks a truncated file on open) is a DamagedFile.
+one UserError line naming it; a foreign or damaged one is a DamagedFile: HDF5 checks a truncated file on open,
+and the writers give every chunk a checksum (:func:`checksummed`), so a chunk damaged on disk fails to read
+instead of reading as wrong numbers.
 """
 
 from __future__ import annotations
 
+import functools
 import logging
 from pathlib import Path
+from typing import Callable
 
 import h5py
 import numpy as np
@@ -15,6 +19,11 @@ import numpy as np
 from .errors import DamagedFile, UserError
 
 log = logging.getLogger(__name__)
+
+
+def checksummed(file: h5py.File) -> Callable[..., h5py.Dataset]:
+    """``file.create_dataset`` with a Fletcher-32 checksum on every chunk."""
+    return functools.partial(file.create_dataset, fletcher32=True)
 
 
 class PerImageH5:
@@ -47,6 +56,13 @@ class PerImageH5:
 
     def check(self, file: h5py.File) -> None:
         """Raise DamagedFile when ``file`` is not of this kind."""
+
+    def _read(self, name: str, index: int | slice = slice(None)) -> np.ndarray:
+        """Rows ``index`` of dataset ``name``; a DamagedFile when a chunk fails its checksum or cannot be read."""
+        try:
+            return self._file[name][index]
+        except OSError as exc:
+            raise DamagedFile(self.path, f"damaged data in {name} ({exc})") from None
 
     @classmethod
     def finished(cls, path: Path) -> bool:
