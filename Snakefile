@@ -3,10 +3,13 @@
 #   snakemake --cores 8 reports/coco_metrics.json
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 
 from wsdkd.config import load_params
 from wsdkd.dag import read_stages, snakemake_inputs, tracked_params_json
+from wsdkd.errors import UserError
+from wsdkd.workspace_lock import WorkspaceLock
 
 load_params(Path(workflow.basedir) / "params.yaml")  # stop on a bad param before any job starts
 
@@ -33,8 +36,21 @@ for spec in STAGES:
         shell: "{params.cmd}"
 
 
+# Held from the first job to the last: `dvc repro` or a second snakemake here is refused, not interleaved.
+WORKSPACE = WorkspaceLock(workflow.basedir)
+
+
+onstart:
+    try:
+        WORKSPACE.acquire()
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
+
+
 def _record_in_dvc_lock():
     """Record what Snakemake built in dvc.lock, so that `dvc status` and `dvc repro` agree afterwards."""
+    WORKSPACE.release()  # `dvc commit` takes the same lock
     built = [spec.name for spec in STAGES if all(Path(out).exists() for out in spec.outs)]
     if built:
         subprocess.run(["dvc", "commit", "--force", "--quiet", *built], check=True)

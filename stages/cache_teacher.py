@@ -4,7 +4,8 @@ from pathlib import Path
 
 from wsdkd.config import load_params
 from wsdkd.errors import exits_cleanly
-from wsdkd.stage_cli import stage_parser, start_logging
+from wsdkd.remake import remade_if_damaged
+from wsdkd.stage_cli import stage_parser, start_logging, upstream_outputs
 from wsdkd.cache import cache_teacher
 
 
@@ -17,7 +18,8 @@ def main() -> None:
     args = parser.parse_args()
     start_logging()
     params = load_params(args.params)
-    cache_teacher(params["teacher"], params["cache"], args.manifest, args.proposals, args.model, args.out)
+    with remade_if_damaged(upstream_outputs(args)):
+        cache_teacher(params["teacher"], params["cache"], args.manifest, args.proposals, args.model, args.out)
 
 
 if __name__ == "__main__":

@@ -7,7 +7,8 @@ from wsdkd.cache import TeacherCache
 from wsdkd.config import load_params
 from wsdkd.data.manifest import read_split
 from wsdkd.errors import exits_cleanly
-from wsdkd.stage_cli import stage_parser, start_logging
+from wsdkd.remake import remade_if_damaged
+from wsdkd.stage_cli import stage_parser, start_logging, upstream_outputs
 from wsdkd.predictions import write_predictions
 from wsdkd.reports import DESCRIPTION_FILE
 from wsdkd.teacher_eval import detection_report, predictions_from_cache, write_report
@@ -27,7 +28,7 @@ def main() -> None:
     start_logging()
     cfg = load_params(args.params)["evaluate"]
     report = {}
-    with atomic_path(args.out) as tmp:
+    with remade_if_damaged(upstream_outputs(args)), atomic_path(args.out) as tmp:
         tmp.mkdir(parents=True)
         (tmp / DESCRIPTION_FILE).write_text((args.model / DESCRIPTION_FILE).read_text())
         for name in SPLITS:

@@ -5,7 +5,7 @@
         [--report reports/proposals/recall_train.json --plot reports/proposals/recall_train.png] \
         [--bad-images reports/proposals/bad_train.json]
 
-Finished shards are kept under the resume folder until the merged file is written, so a killed run resumes.
+Finished shards are kept under the resume folder until every output is written, so a killed run resumes.
 """
 
 from __future__ import annotations
@@ -21,7 +21,9 @@ from wsdkd.data.manifest import read_split
 from wsdkd.errors import UserError, exits_cleanly
 from wsdkd.proposals.extract import extract_proposals, resume_key
 from wsdkd.proposals.recall import plot_recall_curve, recall_report, write_report
+from wsdkd.remake import remade_if_damaged
 from wsdkd.resume import clear, resume_dir
+from wsdkd.stage_cli import upstream_outputs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -48,12 +50,12 @@ def main(argv: list[str] | None = None) -> None:
     if args.workers < 1:
         raise UserError(f"--workers: expected at least 1, got {args.workers}")
     cfg = load_params(args.params)["proposals"]
-    split = read_split(args.manifest, args.split)
+    with remade_if_damaged(upstream_outputs(args)):
+        split = read_split(args.manifest, args.split)
     stage = f"proposals_{args.split}"
     folder = resume_dir(stage, resume_key(cfg, split.image_ids, split.paths))
     bad_images = extract_proposals(split.image_ids, split.paths, cfg, args.out, folder, args.workers,
                                    progress=not args.quiet)
-    clear(stage)
     if bad_images:
         print(f"skipped {len(bad_images)} unreadable image(s): they have num_real = 0")
     if args.bad_images:
@@ -67,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
             write_report(report, args.report)
         if args.plot:
             plot_recall_curve(report, args.plot)
+    clear(stage)  # last: both tools delete every output of a stage that stopped short, the merged file included
 
 
 if __name__ == "__main__":

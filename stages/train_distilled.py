@@ -4,7 +4,8 @@ from pathlib import Path
 
 from wsdkd.config import load_params
 from wsdkd.errors import exits_cleanly
-from wsdkd.stage_cli import stage_parser, start_logging
+from wsdkd.remake import remade_if_damaged
+from wsdkd.stage_cli import stage_parser, start_logging, upstream_outputs
 from wsdkd.train.distill import train_distilled
 
 
@@ -20,8 +21,9 @@ def main() -> None:
     args = parser.parse_args()
     start_logging()
     params = load_params(args.params)
-    train_distilled(params["student"], params["distill"]["predictions"], args.manifest, args.cache, args.teacher,
-                    args.init, args.out, args.live, args.stage)
+    with remade_if_damaged(upstream_outputs(args)):
+        train_distilled(params["student"], params["distill"]["predictions"], args.manifest, args.cache, args.teacher,
+                        args.init, args.out, args.live, args.stage)
 
 
 if __name__ == "__main__":

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import collections
+
 import pytest
 import torch
 import yaml
@@ -15,6 +17,32 @@ COCO_MINI = PROJECT.parent / "shared" / "data" / "coco-mini"
 CLASSES = ["cat", "dog", "kite"]
 INPUT_SIZE = 32
 TINY_PROPOSALS = 8  # rows per image of the tiny proposals, the last two recycled copies
+# The teacher params of the tiny runs (frozen backbone, one scale, one epoch).
+TINY_TEACHER = {"backbone": {"name": "efficientnet_lite0", "weights": "random", "weights_path": None},
+                "freeze_backbone": True, "head": "gap_mlp", "head_hidden": 16, "roi_op": "align", "a": 1.0,
+                "b": 0.0, "scales": [64], "cache_scale": 64, "epochs": 1, "batch_size": 8, "lr": 0.01,
+                "momentum": 0.9, "weight_decay": 5e-4, "lr_decay_factor": 0.1, "lr_patience": 2, "hflip": False,
+                "seed": 0, "num_workers": 0, "device": "cpu", "amp": False, "spatial_reg": 0.0,
+                "spatial_reg_iou": 0.6}
+
+
+_FAULTS_SURVIVED: collections.Counter = collections.Counter()
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """Count each passed fault-injection test under the kind of fault it tried (its ``faults`` marker)."""
+    report = (yield).get_result()
+    marker = item.get_closest_marker("faults")
+    if marker is not None and report.when == "call" and report.passed:
+        _FAULTS_SURVIVED[marker.kwargs["kind"]] += 1
+
+
+def pytest_terminal_summary(terminalreporter):
+    if _FAULTS_SURVIVED:
+        tried = ", ".join(f"{kind} {count}" for kind, count in sorted(_FAULTS_SURVIVED.items()))
+        terminalreporter.write_line(f"faults tried and survived, nothing lost: {tried} "
+                                    f"(total {sum(_FAULTS_SURVIVED.values())})")
 
 
 @pytest.fixture(scope="session")
@@ -125,16 +153,10 @@ def tiny_upstream(tiny_manifest, tiny_proposals, tmp_path_factory) -> Path:
     from wsdkd.train.teacher import train_teacher
 
     root = tmp_path_factory.mktemp("upstream")
-    teacher_cfg = {"backbone": {"name": "efficientnet_lite0", "weights": "random", "weights_path": None},
-                   "freeze_backbone": True, "head": "gap_mlp", "head_hidden": 16, "roi_op": "align", "a": 1.0,
-                   "b": 0.0, "scales": [64], "cache_scale": 64, "epochs": 1, "batch_size": 8, "lr": 0.01,
-                   "momentum": 0.9, "weight_decay": 5e-4, "lr_decay_factor": 0.1, "lr_patience": 2, "hflip": False,
-                   "seed": 0, "num_workers": 0, "device": "cpu", "amp": False, "spatial_reg": 0.0,
-                   "spatial_reg_iou": 0.6}
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("WSDKD_CHECKPOINTS", str(root / "checkpoints"))
-        train_teacher(teacher_cfg, tiny_manifest, tiny_proposals, root / "teacher", root / "live", "t", progress=False)
-    cache_cfg = {"cache_features": True, "nms_iou": 0.4, "num_selected": 4, "dtype": "float32"}
-    cache_teacher(teacher_cfg, cache_cfg, tiny_manifest, tiny_proposals, root / "teacher", root / "cache",
-                  progress=False)
+        train_teacher(TINY_TEACHER, tiny_manifest, tiny_proposals, root / "teacher", root / "live", "t", progress=False)
+        cache_cfg = {"cache_features": True, "nms_iou": 0.4, "num_selected": 4, "dtype": "float32"}
+        cache_teacher(TINY_TEACHER, cache_cfg, tiny_manifest, tiny_proposals, root / "teacher", root / "cache",
+                      progress=False)
     return root

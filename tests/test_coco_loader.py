@@ -62,6 +62,7 @@ def test_unlabelled_images_are_dropped_and_classes_follow_category_ids(tmp_path,
     assert "dropped 1 of 3 images" in caplog.text
 
 
+@pytest.mark.faults(kind="bad inputs")
 def test_missing_image_files_are_named(tmp_path):
     path = _write_coco(tmp_path, [_image(1), _image(2)], [_ann(1, 1, 1), _ann(2, 2, 1)])
     (tmp_path / "2.jpg").unlink()
@@ -69,6 +70,7 @@ def test_missing_image_files_are_named(tmp_path):
         load_coco_split("train", path, tmp_path)
 
 
+@pytest.mark.faults(kind="bad inputs")
 @pytest.mark.parametrize("content, message", [
     ("{not json", "not valid JSON"),
     (json.dumps({"images": []}), "not a COCO instances file"),
@@ -82,7 +84,8 @@ def test_bad_annotation_files_are_one_line(tmp_path, content, message):
 
 def test_unknown_category_is_named(tmp_path):
     path = _write_coco(tmp_path, [_image(1)], [_ann(1, 1, 7)])
-    with pytest.raises(UserError, match=r"image 1 has annotations of unknown category ids \[7\]"):
+    with pytest.raises(UserError, match=r"annotation 1 \(image 1\): category_id 7: expected one of the 2 ids in "
+                                        r"'categories' \(1, 3\)"):
         load_coco_split("train", path, tmp_path)
 
 

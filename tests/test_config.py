@@ -51,6 +51,7 @@ def test_unknown_choice_lists_the_choices(default_params):
         "params.yaml: student.backbone.name: expected one of 'vgg16', 'resnet50', 'efficientnet_lite0', got 'alexnet'"]
 
 
+@pytest.mark.faults(kind="bad inputs")
 def test_every_problem_is_reported_at_once(default_params):
     params = copy.deepcopy(default_params)
     params["student"]["epochs"] = 0
@@ -70,6 +71,7 @@ def test_bad_yaml_and_missing_file_are_one_line(tmp_path):
         load_params(tmp_path / "absent.yaml")
 
 
+@pytest.mark.faults(kind="bad inputs")
 def test_stage_script_prints_one_line_and_exits_2(tmp_path, default_params):
     import subprocess
     import sys

@@ -67,9 +67,8 @@ class Workspace:
         path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-@pytest.fixture(scope="module")
-def workspace(tmp_path_factory) -> Workspace:
-    root = tmp_path_factory.mktemp("e2e") / "repo"
+def scratch_workspace(root: Path) -> Workspace:
+    """A git repository at ``root`` holding this working tree's files, with the tiny params."""
     files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=PROJECT,
                            capture_output=True, text=True, check=True).stdout.split()
     for name in files:
@@ -83,6 +82,11 @@ def workspace(tmp_path_factory) -> Workspace:
     ws.run("git", "add", "-A")
     ws.run("git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "scratch")
     return ws
+
+
+@pytest.fixture(scope="module")
+def workspace(tmp_path_factory) -> Workspace:
+    return scratch_workspace(tmp_path_factory.mktemp("e2e") / "repo")
 
 
 def test_snakemake_builds_the_whole_dag_with_real_numbers(workspace):

@@ -213,7 +213,7 @@ def test_reader_api(tmp_path):
     with pytest.raises(UserError, match="proposals file not found"):
         ProposalReader(tmp_path / "missing.h5")
     (tmp_path / "junk.h5").write_bytes(b"junk")
-    with pytest.raises(UserError, match="not an HDF5 file"):
+    with pytest.raises(UserError, match="junk.h5: not a whole HDF5 file"):
         ProposalReader(tmp_path / "junk.h5")
 
 

@@ -10,6 +10,7 @@ import pytest
 
 from wsdkd.cache import CacheLayout, TeacherCache, cache_teacher, cache_writer
 from wsdkd.data.manifest import SPLITS, read_split
+from wsdkd.proposals.store import write_proposals
 from wsdkd.teacher_eval import detection_report, predictions_from_cache, top_box_hits
 from wsdkd.train.teacher import train_teacher
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import shutil
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator
@@ -28,10 +29,11 @@ import h5py
 import numpy as np
 import torch
 
+from . import resume
 from .atomic import atomic_path
 from .data.manifest import Split
-from .errors import UserError
-from .per_image_h5 import PerImageH5
+from .errors import DamagedFile, UserError
+from .per_image_h5 import PerImageH5, checksummed
 from .models.wsddn import FEATURE_STRIDE, ROI_SIZE, TWDet
 from .selection import select_proposals
 from .teacher_inputs import SplitProposals
@@ -41,6 +43,7 @@ CACHE_FORMAT, CACHE_FORMAT_VERSION = "wsdkd-teacher-cache", 1
 DTYPES = {"float16": np.float16, "float32": np.float32}
 _COMPRESSED = {"compression": "gzip", "compression_opts": 4, "shuffle": True}
 _INDEX_CHUNK = 4096  # rows per chunk of the small per-image vectors
+_STAGE = "cache_teacher"  # names its resume folder
 
 
 @dataclass(frozen=True)
@@ -95,20 +98,21 @@ def cache_writer(path: str | Path, layout: CacheLayout, attrs: dict[str, Any],
     dtype = DTYPES[layout.dtype]
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
         index_chunk = (min(max(n, 1), _INDEX_CHUNK),)
-        file.create_dataset("image_ids", (n,), np.int64, chunks=index_chunk)
-        file.create_dataset("num_real", (n,), np.int32, chunks=index_chunk)
-        file.create_dataset("num_selected", (n,), np.int32, chunks=index_chunk)
-        file.create_dataset("boxes", (n, r, 4), np.float32, chunks=(1, r, 4))
-        file.create_dataset("prior", (n, r), np.float32, chunks=(1, r))
+        create = checksummed(file)
+        create("image_ids", (n,), np.int64, chunks=index_chunk)
+        create("num_real", (n,), np.int32, chunks=index_chunk)
+        create("num_selected", (n,), np.int32, chunks=index_chunk)
+        create("boxes", (n, r, 4), np.float32, chunks=(1, r, 4))
+        create("prior", (n, r), np.float32, chunks=(1, r))
         for name in ("mc", "md", "scores"):
-            file.create_dataset(name, (n, r, k), dtype, chunks=(1, r, k), **_COMPRESSED)
-        file.create_dataset("objectness", (n, r), np.float32, chunks=(1, r))
-        file.create_dataset("p", (n, k), np.float32, chunks=(1, k))
-        file.create_dataset("selected", (n, m), np.int32, chunks=(1, m))
+            create(name, (n, r, k), dtype, chunks=(1, r, k), **_COMPRESSED)
+        create("objectness", (n, r), np.float32, chunks=(1, r))
+        create("p", (n, k), np.float32, chunks=(1, k))
+        create("selected", (n, m), np.int32, chunks=(1, m))
         if layout.feature_channels is not None:
             shape = (m, layout.feature_channels, ROI_SIZE, ROI_SIZE)
-            file.create_dataset("features", (n, *shape), np.float16, chunks=(1, *shape),
-                                **(_COMPRESSED if compress_features else {}))
+            create("features", (n, *shape), np.float16, chunks=(1, *shape),
+                   **(_COMPRESSED if compress_features else {}))
         file.attrs["format"], file.attrs["format_version"] = CACHE_FORMAT, CACHE_FORMAT_VERSION
         for key, value in attrs.items():
             file.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value)
@@ -130,7 +134,7 @@ class TeacherCache(PerImageH5):
 
     def check(self, file: h5py.File) -> None:
         if file.attrs.get("format") != CACHE_FORMAT:
-            raise UserError(f"{self.path}: not a teacher cache file")
+            raise DamagedFile(self.path, "not a teacher cache file")
         if int(file.attrs["format_version"]) > CACHE_FORMAT_VERSION:
             raise UserError(f"{self.path}: cache format {file.attrs['format_version']} is newer than this "
                             f"wsdkd reads ({CACHE_FORMAT_VERSION}); upgrade wsdkd")
@@ -152,12 +156,12 @@ class TeacherCache(PerImageH5):
 
     def read(self, name: str, index: int) -> np.ndarray:
         """Row ``index`` of dataset ``name`` as float32 (or its integer type)."""
-        row = self._file[name][index]
+        row = self._read(name, index)
         return row.astype(np.float32) if row.dtype == np.float16 else row
 
     def image_scores(self) -> np.ndarray:
         """p (n, K) of every image: a few bytes per image, for predictions and reports."""
-        return self._file["p"][:]
+        return self._read("p")
 
     def get(self, index: int, features: bool = True) -> CachedImage:
         """Everything cached for the image at row ``index``; ``features=False`` skips the largest dataset."""
@@ -203,22 +207,35 @@ def build_cache(model: TWDet, split: Split, proposals: SplitProposals, cfg: dict
 
 def cache_teacher(teacher_cfg: dict, cache_cfg: dict, manifest_dir: Path, proposals_dir: Path, model_dir: Path,
                   out_dir: Path, progress: bool = True) -> None:
-    """Write ``out_dir/{train,val,test}.h5`` from the teacher in ``model_dir`` (the folder appears whole)."""
+    """Write ``out_dir/{train,val,test}.h5`` from the teacher in ``model_dir`` (the folder appears whole).
+
+    Each split's file waits in the resume folder until all are done, so a killed run redoes only the split it
+    was writing.
+    """
     from .data.manifest import SPLITS, read_split
     from .models.wsddn import TEACHER_FILE, load_teacher
     from .train.device import resolve_device
 
-    model, description = load_teacher(model_dir / TEACHER_FILE)
+    splits = {name: read_split(manifest_dir, name) for name in SPLITS}
+    model, description = load_teacher(model_dir / TEACHER_FILE, splits["train"].class_names)
     device = resolve_device(teacher_cfg["device"], "teacher.device")
     size = description["params"]["cache_scale"]
+    proposals = {name: SplitProposals(split, proposals_dir / f"{name}.h5") for name, split in splits.items()}
+    try:
+        key = resume.fingerprint(teacher_cfg, cache_cfg, resume.file_digest(model_dir / TEACHER_FILE),
+                                 {name: [split.image_ids.tolist(), resume.file_digest(proposals[name].reader.path)]
+                                  for name, split in splits.items()})
+        done = resume.resume_dir(_STAGE, key)
+        for name, split in splits.items():
+            if not TeacherCache.finished(done / f"{name}.h5"):
+                build_cache(model, split, proposals[name], cache_cfg, size, done / f"{name}.h5",
+                            teacher_cfg["batch_size"], device, teacher_cfg["amp"], teacher_cfg["num_workers"],
+                            attrs={"proposals": str(proposals[name].reader.path)}, progress=progress)
+    finally:
+        for reader in proposals.values():
+            reader.close()
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
-        for name in SPLITS:
-            split = read_split(manifest_dir, name)
-            proposals = SplitProposals(split, proposals_dir / f"{name}.h5")
-            try:
-                build_cache(model, split, proposals, cache_cfg, size, tmp / f"{name}.h5", teacher_cfg["batch_size"],
-                            device, teacher_cfg["amp"], teacher_cfg["num_workers"],
-                            attrs={"proposals": str(proposals.reader.path)}, progress=progress)
-            finally:
-                proposals.close()
+        for name in splits:
+            shutil.move(done / f"{name}.h5", tmp / f"{name}.h5")
+    resume.clear(_STAGE)

@@ -27,6 +27,17 @@ class UserError(Exception):
     """
 
 
+class DamagedFile(UserError):
+    """A file that exists but cannot be used as what it should be (truncated, foreign, wrong shapes).
+
+    ``path`` names it, so that a stage can remove the upstream output it belongs to (see remake.py).
+    """
+
+    def __init__(self, path, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+        self.path = path
+
+
 def exits_cleanly(main: F) -> F:
     """Run a command-line ``main``; turn a UserError into ``error: ...`` on stderr and exit status 2."""
 

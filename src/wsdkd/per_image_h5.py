@@ -1,17 +1,29 @@
 """Read-only access to HDF5 files with one row per image (proposals, the teacher cache), without loading them.
 
-Opening reads only ``image_ids`` and ``num_real``; everything else is read image by image. A missing, foreign
-or damaged file is one UserError line naming it.
+Opening reads only ``image_ids`` and ``num_real``; everything else is read image by image. A missing file is
+one UserError line naming it; a foreign or damaged one is a DamagedFile: HDF5 checks a truncated file on open,
+and the writers give every chunk a checksum (:func:`checksummed`), so a chunk damaged on disk fails to read
+instead of reading as wrong numbers.
 """
 
 from __future__ import annotations
 
+import functools
+import logging
 from pathlib import Path
+from typing import Callable
 
 import h5py
 import numpy as np
 
-from .errors import UserError
+from .errors import DamagedFile, UserError
+
+log = logging.getLogger(__name__)
+
+
+def checksummed(file: h5py.File) -> Callable[..., h5py.Dataset]:
+    """``file.create_dataset`` with a Fletcher-32 checksum on every chunk."""
+    return functools.partial(file.create_dataset, fletcher32=True)
 
 
 class PerImageH5:
@@ -30,17 +42,40 @@ class PerImageH5:
         try:
             self._file = h5py.File(self.path, "r")
         except OSError as exc:
-            raise UserError(f"{self.path}: not an HDF5 file ({exc})") from None
+            raise DamagedFile(self.path, f"not a whole HDF5 file ({exc})") from None
         try:
             self.check(self._file)
+            self.image_ids: np.ndarray = self._file["image_ids"][:]
+            self.num_real: np.ndarray = self._file["num_real"][:]
         except UserError:
             self._file.close()
             raise
-        self.image_ids: np.ndarray = self._file["image_ids"][:]
-        self.num_real: np.ndarray = self._file["num_real"][:]
+        except (KeyError, OSError) as exc:
+            self._file.close()
+            raise DamagedFile(self.path, f"not a whole {self.KIND} ({exc})") from None
 
     def check(self, file: h5py.File) -> None:
-        """Raise UserError when ``file`` is not of this kind."""
+        """Raise DamagedFile when ``file`` is not of this kind."""
+
+    def _read(self, name: str, index: int | slice = slice(None)) -> np.ndarray:
+        """Rows ``index`` of dataset ``name``; a DamagedFile when a chunk fails its checksum or cannot be read."""
+        try:
+            return self._file[name][index]
+        except OSError as exc:
+            raise DamagedFile(self.path, f"damaged data in {name} ({exc})") from None
+
+    @classmethod
+    def finished(cls, path: Path) -> bool:
+        """Whether ``path`` is a whole file of this kind (resume folders); a damaged one is named and deleted."""
+        if not path.is_file():
+            return False
+        try:
+            cls(path).close()
+        except DamagedFile as exc:
+            log.warning("%s; making it again", exc)
+            path.unlink()
+            return False
+        return True
 
     def __enter__(self):
         return self

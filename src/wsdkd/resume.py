@@ -24,6 +24,15 @@ def fingerprint(*parts: object) -> str:
     return hashlib.sha256(blob).hexdigest()[:16]
 
 
+def file_digest(path: Path) -> str:
+    """What identifies an upstream file in a fingerprint: its content, not its path or time."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
 def resume_dir(stage: str, key: str) -> Path:
     """The resume folder of ``stage`` for config ``key``; folders of other configs of that stage are removed."""
     stage_dir = checkpoint_root() / stage

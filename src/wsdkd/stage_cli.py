@@ -1,10 +1,13 @@
-"""What every stage script shares: the params and manifest flags, and log lines people can read."""
+"""What every stage script shares: the params and manifest flags, log lines people can read, and which stage
+writes each of its inputs."""
 
 from __future__ import annotations
 
 import argparse
 import logging
 from pathlib import Path
+
+from .data.manifest import SPLITS
 
 
 def stage_parser(description: str) -> argparse.ArgumentParser:
@@ -17,3 +20,16 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
 
 def start_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+# Which stage of dvc.yaml writes the upstream output that each stage flag names.
+_PRODUCERS = {"manifest": "dataset", "model": "train_teacher", "teacher": "train_teacher",
+              "cache": "cache_teacher", "init": "distill_features"}
+
+
+def upstream_outputs(args: argparse.Namespace) -> dict[Path, str]:
+    """The upstream outputs named by a stage's flags, each with the stage that writes it (for remake.py)."""
+    outputs = {getattr(args, flag): stage for flag, stage in _PRODUCERS.items() if getattr(args, flag, None)}
+    if getattr(args, "proposals", None):  # one output per split: a damaged split must not cost the others
+        outputs.update({args.proposals / f"{split}.h5": f"proposals@{split}" for split in SPLITS})
+    return outputs

@@ -17,7 +17,7 @@ import torch
 from .cache import TeacherCache
 from .data.images import SquareImages
 from .data.manifest import Split
-from .errors import UserError
+from .errors import DamagedFile, UserError
 from .models.wsddn import TWDet
 from .teacher_inputs import boxes_to_input, resize_and_flip
 
@@ -42,8 +42,8 @@ class TeacherTargets:
         self.split, self.teacher = split, teacher
         self.cache = TeacherCache(cache_path)
         if not np.array_equal(self.cache.image_ids, split.image_ids):
-            raise UserError(f"{cache_path}: its images are not those of the {split.name} split of the dataset; "
-                            f"rerun the cache_teacher stage")
+            self.cache.close()
+            raise DamagedFile(cache_path, f"its images are not those of the {split.name} split of the dataset")
         self.scale = int(self.cache.attrs["cache_scale"])
         self.images = (SquareImages(split, self.scale, teacher.mean, teacher.std) if teacher is not None else None)
 

@@ -16,7 +16,9 @@ from pathlib import Path
 
 import numpy as np
 
+from ..atomic import write_text_atomic
 from ..errors import UserError, name_a_few
+from .checks import check_instances
 from .manifest import Split
 
 log = logging.getLogger(__name__)
@@ -49,10 +51,21 @@ def _load_coco(ann_file: Path):
     return coco
 
 
-def load_coco_split(name: str, ann_file: str | Path, image_dir: str | Path) -> Split:
-    """Read one split. Raises UserError naming the file when annotations or images are missing."""
+def load_coco_split(name: str, ann_file: str | Path, image_dir: str | Path, clipped_copy: Path | None = None) -> Split:
+    """Read one split. Raises UserError naming the file when annotations or images are missing or malformed.
+
+    Boxes sticking out of their image are clipped; with ``clipped_copy``, the clipped annotations are written
+    there and the split points at them, so every later reader of the boxes sees the same ones.
+    """
     ann_file, image_dir = Path(ann_file), Path(image_dir)
     coco = _load_coco(ann_file)
+    clipped, boxes_file = check_instances(ann_file, coco.dataset), ann_file
+    if clipped:
+        if clipped_copy is not None:
+            write_text_atomic(clipped_copy, json.dumps(coco.dataset))
+            boxes_file = clipped_copy
+        log.warning("%s: %d boxes stuck out of their image and were clipped to it (boxes now read from %s)",
+                    ann_file, clipped, boxes_file)
     category_ids = sorted(coco.getCatIds())
     if not category_ids:
         raise UserError(f"{ann_file}: no categories")
@@ -66,9 +79,6 @@ def load_coco_split(name: str, ann_file: str | Path, image_dir: str | Path) -> S
         if not anns:
             dropped += 1
             continue
-        unknown = {a["category_id"] for a in anns} - set(column)
-        if unknown:
-            raise UserError(f"{ann_file}: image {image_id} has annotations of unknown category ids {sorted(unknown)}")
         row = np.zeros(len(category_ids), np.uint8)
         row[[column[a["category_id"]] for a in anns]] = 1
         info = coco.imgs[image_id]
@@ -90,7 +100,7 @@ def load_coco_split(name: str, ann_file: str | Path, image_dir: str | Path) -> S
     return Split(
         name=name, image_ids=np.asarray(image_ids, np.int64), paths=paths,
         widths=np.asarray(widths, np.int64), heights=np.asarray(heights, np.int64),
-        labels=np.stack(rows), class_names=class_names, category_ids=category_ids, annotations=ann_file,
+        labels=np.stack(rows), class_names=class_names, category_ids=category_ids, annotations=boxes_file,
     )
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import UserError
+from ..errors import DamagedFile, UserError
 
 SPLITS = ("train", "val", "test")
 CLASSES_FILE = "classes.json"
@@ -81,8 +81,14 @@ def read_split(manifest_dir: str | Path, name: str) -> Split:
     for path in (info_path, table_path):
         if not path.is_file():
             raise UserError(f"{path}: dataset manifest file missing (run the dataset stage first)")
-    info = json.loads(info_path.read_text())
-    table = pd.read_parquet(table_path)
+    try:
+        info = json.loads(info_path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise DamagedFile(info_path, f"not valid JSON ({exc})") from None
+    try:
+        table = pd.read_parquet(table_path)
+    except Exception as exc:  # pyarrow raises several types for a truncated or foreign file
+        raise DamagedFile(table_path, f"not a whole Parquet file ({type(exc).__name__})") from None
     labels = np.stack(table["labels"].to_numpy()).astype(np.uint8) if len(table) else np.zeros((0, len(info["class_names"])), np.uint8)
     annotations = info["annotations"].get(name)
     return Split(

@@ -29,7 +29,16 @@ def _coco_splits(cfg: dict, out_dir: Path) -> dict[str, Split]:
         sources = {split: (annotations[split], out_dir / "images" / split) for split in ("train", "test")}
     else:
         sources = _coco_paths(cfg, Path(cfg["coco"]["root"]), out_dir)
-    return {split: load_coco_split(split, ann, images) for split, (ann, images) in sources.items()}
+    return {split: load_coco_split(split, ann, images, out_dir / f"instances_{split}_clipped.json")
+            for split, (ann, images) in sources.items()}
+
+
+def warn_classes_without_positives(split: Split) -> None:
+    """A class no image of a split shows learns nothing there (train) or has no AP (val, test): say which."""
+    empty = [name for name, count in zip(split.class_names, split.labels.sum(0)) if count == 0]
+    if empty:
+        log.warning("%s split: no image shows %d of %d classes: %s", split.name, len(empty), split.num_classes,
+                    ", ".join(empty))
 
 
 def prepare_dataset(cfg: dict, out_dir: str | Path) -> dict[str, int]:
@@ -46,6 +55,8 @@ def prepare_dataset(cfg: dict, out_dir: str | Path) -> dict[str, int]:
             raise ValueError("train and test annotation files list different categories")
         fit, val = hold_out(splits["train"], cfg["val_fraction"], cfg["split_seed"])
         splits = {"train": fit, "val": val, "test": splits["test"]}
+        for split in splits.values():
+            warn_classes_without_positives(split)
         write_manifest(tmp, splits, source=cfg["source"])
     counts = {name: len(split) for name, split in splits.items()}
     log.info("dataset %s: %s images, %d classes", cfg["source"], counts, fit.num_classes)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from ..model_file import read_model_file, save_model_file
+from ..model_file import load_weights, read_model_file, save_model_file
 from .backbones import Backbone, build_backbone
 
 
@@ -35,10 +35,13 @@ def save_student(path, model: StudentClassifier, class_names: list[str], input_s
                     std=list(model.backbone.std), params=params, state_dict=model.state_dict())
 
 
-def load_student(path) -> tuple[StudentClassifier, dict]:
-    """Rebuild a student from its file; returns the model (eval mode) and the file's description."""
-    blob = read_model_file(path, STUDENT_FORMAT, STUDENT_FORMAT_VERSION)
+def load_student(path, class_names: list[str] | None = None) -> tuple[StudentClassifier, dict]:
+    """Rebuild a student from its file; returns the model (eval mode) and the file's description.
+
+    ``class_names``: the dataset's, which the file must have been made for.
+    """
+    blob = read_model_file(path, STUDENT_FORMAT, STUDENT_FORMAT_VERSION, class_names=class_names)
     backbone = build_backbone({"name": blob["backbone"], "weights": "random", "weights_path": None})
     model = StudentClassifier(backbone, len(blob["class_names"]))
-    model.load_state_dict(blob["state_dict"])
+    load_weights(model, blob["state_dict"], path)
     return model.eval(), {k: v for k, v in blob.items() if k != "state_dict"}

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 from torchvision.ops import box_iou, roi_align, roi_pool
 
-from ..model_file import read_model_file, save_model_file
+from ..model_file import load_weights, read_model_file, save_model_file
 from .backbones import Backbone
 
 FEATURE_STRIDE = 16  # every backbone is cut at stride 16 (backbones.py)
@@ -223,9 +223,13 @@ def save_teacher(path, model: TWDet, class_names: list[str], params: dict, propo
                     proposals=proposals, state_dict=model.state_dict())
 
 
-def load_teacher(path) -> tuple[TWDet, dict]:
-    """Rebuild a teacher from its file: the model (eval mode) and the file's description."""
-    blob = read_model_file(path, TEACHER_FORMAT, TEACHER_FORMAT_VERSION, "run the train_teacher stage first")
+def load_teacher(path, class_names: list[str] | None = None) -> tuple[TWDet, dict]:
+    """Rebuild a teacher from its file: the model (eval mode) and the file's description.
+
+    ``class_names``: the dataset's, which the file must have been made for.
+    """
+    blob = read_model_file(path, TEACHER_FORMAT, TEACHER_FORMAT_VERSION, "run the train_teacher stage first",
+                           class_names)
     model = build_teacher(blob["params"], len(blob["class_names"]), weights="random")
-    model.load_state_dict(blob["state_dict"])
+    load_weights(model, blob["state_dict"], path)
     return model.eval(), {k: v for k, v in blob.items() if k != "state_dict"}

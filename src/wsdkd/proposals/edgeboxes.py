@@ -31,14 +31,15 @@ class EdgeBoxes:
         self.edges = edges
         self.max_side = max_side
         self.min_box_area = float(min_box_area)
-        self._detector = cv2.ximgproc.createEdgeBoxes(alpha=alpha, beta=beta, minScore=min_score,
-                                                      maxBoxes=max_boxes, minBoxArea=self.min_box_area)
+        self._settings = {"alpha": alpha, "beta": beta, "minScore": min_score, "maxBoxes": max_boxes}
 
     def boxes_from_edges(self, magnitude: np.ndarray, orientation: np.ndarray, scale_x: float = 1.0,
                          scale_y: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """Boxes of an edge map computed at ``scale_x, scale_y`` times the original size, mapped back to it."""
-        self._detector.setMinBoxArea(self.min_box_area * scale_x * scale_y)
-        boxes, scores = self._detector.getBoundingBoxes(magnitude, orientation)
+        # A fresh detector per image: OpenCV's keeps state from one call to the next (the scores drift), which
+        # made an image's boxes depend on the images before it, so resumed runs and worker counts disagreed.
+        detector = cv2.ximgproc.createEdgeBoxes(**self._settings, minBoxArea=self.min_box_area * scale_x * scale_y)
+        boxes, scores = detector.getBoundingBoxes(magnitude, orientation)
         if scores is None:  # OpenCV returns ((), None) when it finds nothing
             return np.zeros((0, 4), np.float32), np.zeros(0, np.float32)
         boxes = xywh_to_xyxy(boxes)

@@ -2,8 +2,9 @@
 
 The image list is cut into shards of ``shard_size`` images. A pool of ``workers`` processes computes the shards
 that are not yet in the resume folder, each written there atomically as a small proposals file; the finished
-shards are then merged, in order, into the split's file. A killed run leaves only whole shards behind, so the
-next run with the same params and images redoes only the missing ones.
+shards are then merged, in order, into the split's file. A killed run leaves only whole shards behind (a
+worker's half-written temporary is removed by the next write of that shard), so the next run with the same
+params and images redoes only the missing ones, and any shard that was damaged since.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from ..errors import UserError
 from ..resume import fingerprint
 from .boxes import fit_proposals
 from .sources import ProposalSource, make_source
-from .store import merge_proposals, write_proposals
+from .store import ProposalReader, merge_proposals, write_proposals
 
 # IGNORE_ORIENTATION: COCO boxes and the PIL loader of the training stages use the stored pixel grid, not the
 # EXIF-rotated one. IMREAD_COLOR turns grayscale and CMYK JPEGs into 3-channel BGR.
@@ -83,12 +84,6 @@ def resume_key(cfg: dict[str, Any], image_ids: Sequence[int], paths: Sequence[st
     return fingerprint(cfg, [int(i) for i in image_ids], [str(p) for p in paths])
 
 
-def _remove_partial_writes(folder: Path) -> None:
-    """A worker killed mid-write leaves an atomic_path temporary behind; it is never a finished shard."""
-    for leftover in folder.glob(".*.tmp-*"):
-        leftover.unlink()
-
-
 def extract_shards(image_ids: Sequence[int], paths: Sequence[str | Path], cfg: dict[str, Any], folder: Path,
                    workers: int = 1, progress: bool = True) -> list[Path]:
     """Make sure every shard of the image list is in ``folder``; return the shard paths in image order.
@@ -98,13 +93,12 @@ def extract_shards(image_ids: Sequence[int], paths: Sequence[str | Path], cfg: d
     work runs in this process, whose OpenCV is then set to one thread.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    _remove_partial_writes(folder)
     size = int(cfg["shard_size"])
     tasks = [ShardTask(folder / f"shard_{start // size:06d}.h5", [int(i) for i in image_ids[start:start + size]],
                        [str(p) for p in paths[start:start + size]], int(cfg["num_proposals"]),
                        bool(cfg["skip_bad_images"]))
              for start in range(0, len(image_ids), size)]
-    todo = [task for task in tasks if not task.path.is_file()]
+    todo = [task for task in tasks if not ProposalReader.finished(task.path)]
     done = len(image_ids) - sum(len(task.image_ids) for task in todo)
     with tqdm(total=len(image_ids), initial=done, unit="img", desc="proposals", disable=not progress) as bar:
         if workers <= 1 or len(todo) <= 1:

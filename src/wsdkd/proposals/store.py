@@ -23,8 +23,8 @@ import h5py
 import numpy as np
 
 from ..atomic import atomic_path
-from ..errors import UserError
-from ..per_image_h5 import PerImageH5
+from ..errors import DamagedFile, UserError
+from ..per_image_h5 import PerImageH5, checksummed
 
 DATASETS = ("boxes", "scores", "num_real", "image_ids")
 
@@ -53,11 +53,12 @@ def proposal_writer(path: str | Path, num_images: int, num_proposals: int,
     ``attrs`` values that are not strings or numbers are stored as JSON strings.
     """
     with atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
+        create = checksummed(file)
         rows = max(num_images, 1)  # h5py refuses a chunk larger than an empty dataset
-        file.create_dataset("boxes", (num_images, num_proposals, 4), np.float32, chunks=(1, num_proposals, 4))
-        file.create_dataset("scores", (num_images, num_proposals), np.float32, chunks=(1, num_proposals))
-        file.create_dataset("num_real", (num_images,), np.int32, chunks=(min(rows, 4096),))
-        file.create_dataset("image_ids", (num_images,), np.int64, chunks=(min(rows, 4096),))
+        create("boxes", (num_images, num_proposals, 4), np.float32, chunks=(1, num_proposals, 4))
+        create("scores", (num_images, num_proposals), np.float32, chunks=(1, num_proposals))
+        create("num_real", (num_images,), np.int32, chunks=(min(rows, 4096),))
+        create("image_ids", (num_images,), np.int64, chunks=(min(rows, 4096),))
         for key, value in attrs.items():
             file.attrs[key] = value if isinstance(value, (str, int, float)) else json.dumps(value)
         yield ProposalWriter(file)
@@ -103,7 +104,7 @@ class ProposalReader(PerImageH5):
     def check(self, file: h5py.File) -> None:
         missing = [name for name in DATASETS if name not in file]
         if missing:
-            raise UserError(f"{self.path}: not a proposals file (missing {', '.join(missing)})")
+            raise DamagedFile(self.path, f"not a proposals file (missing {', '.join(missing)})")
 
     @property
     def num_proposals(self) -> int:
@@ -123,7 +124,7 @@ class ProposalReader(PerImageH5):
 
     def get(self, index: int) -> tuple[np.ndarray, np.ndarray, int]:
         """``(boxes (N, 4), scores (N,), num_real)`` of the image at row ``index``."""
-        return self._file["boxes"][index], self._file["scores"][index], int(self.num_real[index])
+        return self._read("boxes", index), self._read("scores", index), int(self.num_real[index])
 
     def index_of(self, image_id: int) -> int:
         """The row of ``image_id``; a UserError when the file has no such image (made for another split?)."""
@@ -135,4 +136,4 @@ class ProposalReader(PerImageH5):
 
     def all_rows(self) -> tuple[np.ndarray, np.ndarray]:
         """Every image's boxes and scores at once: for shards and small files only."""
-        return self._file["boxes"][:], self._file["scores"][:]
+        return self._read("boxes"), self._read("scores")

@@ -231,15 +231,6 @@ class PredictionStep:
 
 # ---- Running the stages ----
 
-def _file_digest(path: Path) -> str:
-    """What identifies an upstream output in a resume fingerprint (its content, not its path or time)."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as file:
-        for block in iter(lambda: file.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _cache_digest(targets: TeacherTargets) -> str:
     return hashlib.sha256(targets.cache.image_scores().tobytes()).hexdigest()
 
@@ -264,8 +255,8 @@ def _image_ids(splits: dict[str, Split]) -> np.ndarray:
     return np.concatenate([splits[name].image_ids for name in TRAIN_SPLITS])
 
 
-def _frozen_teacher(model_dir: Path, device: torch.device) -> TWDet:
-    teacher, _ = load_teacher(model_dir / TEACHER_FILE)
+def _frozen_teacher(model_dir: Path, device: torch.device, class_names: list[str] | None = None) -> TWDet:
+    teacher, _ = load_teacher(model_dir / TEACHER_FILE, class_names)
     return teacher.requires_grad_(False).eval().to(device)
 
 
@@ -299,7 +290,7 @@ def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: 
         write_student(out_dir, student, splits, student_cfg, describe(student_cfg, [], stage1="none"), device,
                       predict=False)
         return []
-    teacher = _frozen_teacher(teacher_dir, device)
+    teacher = _frozen_teacher(teacher_dir, device, splits["train"].class_names)
     parts = _open_parts(splits, cache_dir, teacher)
     try:
         cached = uses_cached_features(cfg, parts[0].targets.cache.has_features)
@@ -312,7 +303,7 @@ def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: 
                                    {**student_cfg, **{k: cfg[k] for k in ("lr", "momentum", "weight_decay")}})
         datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
-                                 _file_digest(teacher_dir / TEACHER_FILE))
+                                 resume.file_digest(teacher_dir / TEACHER_FILE))
         history = fit(model, step, datasets["train"], datasets["val"],
                       loop_config(student_cfg, device, epochs=cfg["epochs"], hflip=False), optimizer, scheduler,
                       resume.resume_dir(stage, key), live_dir, _image_ids(splits))
@@ -335,10 +326,11 @@ def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir:
     splits = read_splits(manifest_dir)
     seed_everything(student_cfg["seed"])
     device = resolve_device(student_cfg["device"], "student.device")
-    student, _ = load_student(init_dir / MODEL_FILE)
+    classes = splits["train"].class_names
+    student, _ = load_student(init_dir / MODEL_FILE, classes)
     if cfg["soft_loss"] not in SOFT_LOSSES:
         raise ValueError(f"unknown soft loss {cfg['soft_loss']!r} (expected one of {SOFT_LOSSES})")
-    teacher = _frozen_teacher(teacher_dir, device) if cfg["attention_weight"] > 0 else None
+    teacher = _frozen_teacher(teacher_dir, device, classes) if cfg["attention_weight"] > 0 else None
     parts = _open_parts(splits, cache_dir, teacher)
     try:
         num_proposals = int(parts[0].targets.cache.read("prior", 0).shape[0])
@@ -351,7 +343,7 @@ def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir:
         ], student_cfg)
         datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
-                                 _file_digest(init_dir / MODEL_FILE))
+                                 resume.file_digest(init_dir / MODEL_FILE))
         history = fit(model, PredictionStep(parts, cfg, teacher, student_cfg["hflip"]), datasets["train"], datasets["val"],
                       loop_config(student_cfg, device, hflip=False), optimizer, scheduler,
                       resume.resume_dir(stage, key), live_dir, _image_ids(splits))

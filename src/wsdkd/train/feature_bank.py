@@ -10,6 +10,7 @@ for gap_mlp (45 KB at 200 proposals x 112 channels), 49 times more for the heads
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import h5py
@@ -23,6 +24,8 @@ from ..data.images import SquareImages
 from ..models.wsddn import TWDet
 from ..teacher_inputs import SplitProposals
 from .device import autocast
+
+log = logging.getLogger(__name__)
 
 
 class FeatureBank:
@@ -40,8 +43,14 @@ class FeatureBank:
     def ensure(self, scale: int, flip: bool, progress: bool = True) -> None:
         """Compute phi at (scale, flip) unless its file exists, then keep the file open for reading."""
         path = self._path(scale, flip)
-        if not path.is_file():
-            self._build(path, scale, flip, progress)
+        if path.is_file():
+            try:
+                self._files[(scale, flip)] = h5py.File(path, "r")
+                return
+            except OSError as exc:  # HDF5 refuses a truncated file on open
+                log.warning("%s: damaged feature bank (%s); computing it again", path, exc)
+                path.unlink()
+        self._build(path, scale, flip, progress)
         self._files[(scale, flip)] = h5py.File(path, "r")
 
     @torch.no_grad()

@@ -18,6 +18,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from ..atomic import atomic_path
 from ..data.images import random_hflip
 from ..errors import UserError
 from ..metrics import mean_over_classes, per_class_ap
@@ -49,11 +50,25 @@ def _loader(data: Dataset, cfg: LoopConfig, shuffle: bool, epoch: int) -> DataLo
                       persistent_workers=False, drop_last=False)
 
 
+def _kept(epoch: int, resume_dir: Path) -> str:
+    """What a run stopped during ``epoch`` (0-based) leaves to resume from."""
+    return (f"the checkpoint after epoch {epoch} is kept in {resume_dir / checkpoint.LAST}" if epoch
+            else "no epoch had finished, so there is no checkpoint")
+
+
 def _check_finite(loss: torch.Tensor, epoch: int, step: int, image_ids: np.ndarray, resume_dir: Path) -> None:
     if not torch.isfinite(loss):
-        raise UserError(
-            f"training stopped: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; batch image ids "
-            f"{image_ids.tolist()}; the last good checkpoint is kept in {resume_dir}")
+        raise UserError(f"training stopped: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; batch "
+                        f"image ids {image_ids.tolist()}; {_kept(epoch, resume_dir)}")
+
+
+def _check_weights(model: torch.nn.Module, epoch: int, resume_dir: Path) -> None:
+    """An epoch's last step can leave non-finite weights behind a finite loss; they must not be checkpointed."""
+    bad = [name for name, value in model.state_dict().items()
+           if value.is_floating_point() and not value.isfinite().all()]
+    if bad:
+        raise UserError(f"training stopped: weights {', '.join(bad[:3])} are not finite after epoch {epoch + 1}; "
+                        f"{_kept(epoch, resume_dir)}")
 
 
 def evaluate_loss(model: torch.nn.Module, step: Step, data: Dataset, cfg: LoopConfig) -> dict:
@@ -90,7 +105,7 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
     model.to(cfg.device)
     history: list[dict] = []
     start = 0
-    state = checkpoint.load_last(resume_dir)
+    state = checkpoint.load_last(resume_dir, model, optimizer)
     if state is not None:
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
@@ -103,45 +118,49 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
     if state is not None:
         flip_generator.set_state(state["flip_rng"])
 
-    live = Live(str(live_dir), dvcyaml=False, save_dvc_exp=False, report=None)
-    for past in history:  # both tools delete outputs before a rerun: rebuild the curves of resumed epochs
-        _log_epoch(live, past)
+    # The curves are written beside live_dir and renamed into place at the end, like every other output:
+    # a killed run leaves no metrics file that looks finished.
+    with atomic_path(live_dir) as live_tmp:
+        live = Live(str(live_tmp), dvcyaml=False, save_dvc_exp=False, report=None)
+        for past in history:  # both tools delete outputs before a rerun: rebuild the curves of resumed epochs
+            _log_epoch(live, past)
 
-    for epoch in range(start, cfg.epochs):
-        model.train()
-        started, total, count = time.perf_counter(), 0.0, 0
-        batches = tqdm(_loader(train, cfg, shuffle=True, epoch=epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}",
-                       leave=False, dynamic_ncols=True)
-        for step_index, (images, targets, index) in enumerate(batches):
-            if cfg.hflip:
-                images = random_hflip(images, flip_generator)
-            images, targets = images.to(cfg.device, non_blocking=True), targets.to(cfg.device, non_blocking=True)
-            with autocast(cfg.device, cfg.amp):
-                loss = step(model, images, targets, index)["loss"]
-            _check_finite(loss, epoch, step_index, image_ids[index.numpy()], resume_dir)
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
-            total += loss.item() * len(images)
-            count += len(images)
-            batches.set_postfix(loss=f"{total / count:.4f}")
-        record = {"epoch": epoch + 1, "train/loss": total / count, "lr": optimizer.param_groups[0]["lr"],
-                  "seconds": time.perf_counter() - started}
-        if val is not None and len(val):
-            record.update({f"val/{k}": v for k, v in evaluate_loss(model, step, val, cfg).items()})
-            if scheduler is not None:
-                scheduler.step(record["val/loss"])
-        history.append(record)
-        _log_epoch(live, record)
-        log.info("epoch %d/%d %s", epoch + 1, cfg.epochs,
-                 " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
-        checkpoint.save(resume_dir, {
-            "model": model.state_dict(), "optimizer": optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "rng": checkpoint.rng_state(), "flip_rng": flip_generator.get_state(),
-            "history": history, "epoch": epoch + 1,
-        })
-    live.end()
+        for epoch in range(start, cfg.epochs):
+            model.train()
+            started, total, count = time.perf_counter(), 0.0, 0
+            batches = tqdm(_loader(train, cfg, shuffle=True, epoch=epoch), desc=f"epoch {epoch + 1}/{cfg.epochs}",
+                           leave=False, dynamic_ncols=True)
+            for step_index, (images, targets, index) in enumerate(batches):
+                if cfg.hflip:
+                    images = random_hflip(images, flip_generator)
+                images, targets = images.to(cfg.device, non_blocking=True), targets.to(cfg.device, non_blocking=True)
+                with autocast(cfg.device, cfg.amp):
+                    loss = step(model, images, targets, index)["loss"]
+                _check_finite(loss, epoch, step_index, image_ids[index.numpy()], resume_dir)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(images)
+                count += len(images)
+                batches.set_postfix(loss=f"{total / count:.4f}")
+            record = {"epoch": epoch + 1, "train/loss": total / count, "lr": optimizer.param_groups[0]["lr"],
+                      "seconds": time.perf_counter() - started}
+            if val is not None and len(val):
+                record.update({f"val/{k}": v for k, v in evaluate_loss(model, step, val, cfg).items()})
+                if scheduler is not None:
+                    scheduler.step(record["val/loss"])
+            _check_weights(model, epoch, resume_dir)
+            history.append(record)
+            _log_epoch(live, record)
+            log.info("epoch %d/%d %s", epoch + 1, cfg.epochs,
+                     " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
+            checkpoint.save(resume_dir, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": checkpoint.rng_state(), "flip_rng": flip_generator.get_state(),
+                "history": history, "epoch": epoch + 1,
+            })
+        live.end()
     return history
 
 
