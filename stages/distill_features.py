@@ -4,7 +4,7 @@ from pathlib import Path
 
 from wsdkd.config import load_params
 from wsdkd.errors import exits_cleanly
-from wsdkd.stage_cli import stage_parser, start_logging
+from wsdkd.stage_cli import stage_parser, start_logging, start_training
 from wsdkd.train.distill import train_features
 
 
@@ -19,8 +19,9 @@ def main() -> None:
     args = parser.parse_args()
     start_logging()
     params = load_params(args.params)
+    hardware = start_training(params)
     train_features(params["student"], params["distill"]["features"], args.manifest, args.cache, args.teacher,
-                   args.out, args.live, args.stage)
+                   args.out, args.live, args.stage, hardware)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from wsdkd.config import load_params
 from wsdkd.errors import exits_cleanly
-from wsdkd.stage_cli import stage_parser, start_logging
+from wsdkd.stage_cli import stage_parser, start_logging, start_training
 from wsdkd.train.distill import train_distilled
 
 
@@ -20,8 +20,9 @@ def main() -> None:
     args = parser.parse_args()
     start_logging()
     params = load_params(args.params)
+    hardware = start_training(params)
     train_distilled(params["student"], params["distill"]["predictions"], args.manifest, args.cache, args.teacher,
-                    args.init, args.out, args.live, args.stage)
+                    args.init, args.out, args.live, args.stage, hardware)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from wsdkd.config import load_params
 from wsdkd.errors import exits_cleanly
-from wsdkd.stage_cli import stage_parser, start_logging
+from wsdkd.stage_cli import stage_parser, start_logging, start_training
 from wsdkd.train.student import train_student
 
 
@@ -16,7 +16,9 @@ def main() -> None:
     parser.add_argument("--stage", default="train_student", help="names the resume folder")
     args = parser.parse_args()
     start_logging()
-    train_student(load_params(args.params)["student"], args.manifest, args.out, args.live, args.stage)
+    params = load_params(args.params)
+    hardware = start_training(params)
+    train_student(params["student"], args.manifest, args.out, args.live, args.stage, hardware)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from pathlib import Path
 
 from wsdkd.config import load_params
 from wsdkd.errors import exits_cleanly
-from wsdkd.stage_cli import stage_parser, start_logging
+from wsdkd.stage_cli import stage_parser, start_logging, start_training
 from wsdkd.train.teacher import train_teacher
 
 
@@ -17,8 +17,10 @@ def main() -> None:
     parser.add_argument("--stage", default="train_teacher", help="names the resume folder")
     args = parser.parse_args()
     start_logging()
-    train_teacher(load_params(args.params)["teacher"], args.manifest, args.proposals, args.out, args.live,
-                  args.stage)
+    params = load_params(args.params)
+    hardware = start_training(params)
+    train_teacher(params["teacher"], args.manifest, args.proposals, args.out, args.live, args.stage,
+                  hardware=hardware)
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
-"""What every stage script shares: the params and manifest flags, and log lines people can read."""
+"""What every stage script shares: the params and manifest flags, log lines people can read, and for the
+training stages the processes and hardware settings of params' ``train`` section."""
 
 from __future__ import annotations
 
@@ -17,3 +18,13 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
 
 def start_logging() -> None:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+
+
+def start_training(params: dict):
+    """Join (or, for several GPUs, start) the DDP processes ``train.devices`` asks for; returns the loop's
+    :class:`~wsdkd.train.loop.Hardware`. Call it before any work: with several GPUs the command reruns here."""
+    from .train.distributed import launch  # torch: imported only by the stages that train
+    from .train.loop import Hardware
+
+    launch(params["train"]["devices"])
+    return Hardware.from_params(params["train"])

@@ -22,6 +22,7 @@ from ..atomic import atomic_path
 from ..data.images import SquareImages
 from ..models.wsddn import TWDet
 from ..teacher_inputs import SplitProposals
+from . import distributed
 from .device import autocast
 
 
@@ -38,10 +39,14 @@ class FeatureBank:
         return self.folder / f"{self.proposals.split.name}_{scale}{'_flip' if flip else ''}.h5"
 
     def ensure(self, scale: int, flip: bool, progress: bool = True) -> None:
-        """Compute phi at (scale, flip) unless its file exists, then keep the file open for reading."""
+        """Compute phi at (scale, flip) unless its file exists, then keep the file open for reading.
+
+        Under DDP rank 0 computes it while the other ranks wait.
+        """
         path = self._path(scale, flip)
-        if not path.is_file():
+        if not path.is_file() and distributed.is_main():
             self._build(path, scale, flip, progress)
+        distributed.barrier()
         self._files[(scale, flip)] = h5py.File(path, "r")
 
     @torch.no_grad()
