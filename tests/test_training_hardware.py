@@ -1,4 +1,5 @@
-"""DDP through the shared loop: two gloo processes on CPU train as one process does, and only rank 0 writes."""
+"""The shared loop's hardware settings change speed, not what is learnt: DDP over two gloo processes on CPU
+trains as one process does (and only rank 0 writes), and so do loader workers."""
 
 from __future__ import annotations
 
@@ -14,7 +15,7 @@ from torch.utils.data import Dataset
 
 from wsdkd.errors import UserError
 from wsdkd.train import distributed
-from wsdkd.train.loop import LoopConfig, fit
+from wsdkd.train.loop import Hardware, LoopConfig, fit
 
 FEATURES, CLASSES = 6, 3
 
@@ -47,12 +48,12 @@ class RecordingStep:
         return {"loss": nn.functional.binary_cross_entropy_with_logits(logits, y), "logits": logits}
 
 
-def _train(root, name: str) -> list[dict]:
+def _train(root, name: str, workers: int = 0) -> list[dict]:
     torch.manual_seed(0)
     model = nn.Linear(FEATURES, CLASSES)
     optimizer = torch.optim.SGD(model.parameters(), lr=0.5, momentum=0.9)
-    cfg = LoopConfig(epochs=3, batch_size=8, seed=0, num_workers=0, hflip=False, amp=False,
-                     device=torch.device("cpu"))
+    cfg = LoopConfig(epochs=3, batch_size=8, seed=0, num_workers=workers, hflip=False, amp=False,
+                     device=torch.device("cpu"), hardware=Hardware(prefetch_factor=3, persistent_workers=True))
     return fit(model, RecordingStep(root / f"{name}_weights.pt"), Points(24, 1), Points(6, 2), cfg, optimizer, None,
                root / name / "resume", root / name / "live", np.arange(24))
 
@@ -109,3 +110,11 @@ def test_several_gpus_relaunch_the_same_command_under_torchrun(monkeypatch):
                                        "--nproc_per_node=2", "stages/train_student.py", "--params", "params.yaml"])]
     with pytest.raises(UserError, match=r"^params.yaml: train.devices: 4 GPUs asked for, 2 visible$"):
         distributed.launch(devices=4)
+
+
+def test_persistent_prefetching_workers_train_like_the_main_process(tmp_path):
+    _train(tmp_path, "inline")
+    _train(tmp_path, "workers", workers=2)
+    inline, workers = torch.load(tmp_path / "inline_weights.pt"), torch.load(tmp_path / "workers_weights.pt")
+    for key, value in inline.items():
+        assert torch.equal(value, workers[key]), f"{key} differs with loader workers"
