@@ -68,25 +68,31 @@ def scratch_params(n: int, epochs: int) -> dict:
     return params
 
 
-def measure(command: str, cwd: Path, env: dict, log: Path) -> dict:
-    """Run one stage command; its wall time, CPU seconds (with its children) and largest peak RSS (MB)."""
+def measure(command: str, cwd: Path, env: dict, log: Path, scratch: Path) -> dict:
+    """Run one stage command; its wall time, CPU seconds (with its children), largest peak RSS (MB) and the
+    peak bytes of its resume folder ``scratch`` (shards, the teacher's phi bank), which it deletes at the end."""
     argv = shlex.split(command)
     argv[0] = sys.executable if argv[0] == "python" else argv[0]
-    started = time.perf_counter()
+    started, scratch_peak = time.perf_counter(), 0
     with open(log, "w") as out:
         process = subprocess.Popen(argv, cwd=cwd, env=env, stdout=out, stderr=subprocess.STDOUT)
-        _, status, usage = os.wait4(process.pid, 0)  # the rusage of this child and the workers it reaped
+        while True:  # the rusage of this child and the workers it reaped, once it has exited
+            pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+            if pid:
+                break
+            scratch_peak = max(scratch_peak, tree_bytes([scratch]))
+            time.sleep(0.5)
     process.returncode = os.waitstatus_to_exitcode(status)
     if process.returncode:
         raise SystemExit(f"{log}: stage failed (exit {process.returncode}): {command}")
     return {"wall_s": time.perf_counter() - started, "cpu_s": usage.ru_utime + usage.ru_stime,
-            "peak_mb": usage.ru_maxrss / 1024}
+            "peak_mb": usage.ru_maxrss / 1024, "scratch_bytes": scratch_peak}
 
 
-def output_bytes(outs, cwd: Path) -> int:
+def tree_bytes(paths) -> int:
+    """The bytes of the files at ``paths`` and under them (missing paths count 0)."""
     total = 0
-    for out in outs:
-        path = cwd / out
+    for path in paths:
         files = [path] if path.is_file() else path.rglob("*") if path.is_dir() else []
         total += sum(f.stat().st_size for f in files if f.is_file())
     return total
@@ -109,14 +115,16 @@ def run_size(root: Path, specs, n: int, epochs: int, names=None) -> dict[str, di
     for spec in specs:
         if names is not None and spec.name not in names:
             continue
-        figures = measure(spec.cmd, root, env, root / f"{spec.name}.log")
-        figures["bytes"] = output_bytes(spec.outs, root)
-        row = rows.setdefault(stage_row(spec.name), {"wall_s": 0.0, "cpu_s": 0.0, "peak_mb": 0.0, "bytes": 0})
-        for key in ("wall_s", "cpu_s", "bytes"):
+        figures = measure(spec.cmd, root, env, root / f"{spec.name}.log", root / ".checkpoints")
+        figures["bytes"] = tree_bytes([root / out for out in spec.outs])
+        row = rows.setdefault(stage_row(spec.name), dict.fromkeys(("wall_s", "cpu_s", "peak_mb", "bytes",
+                                                                    "scratch_bytes"), 0.0))
+        for key in ("wall_s", "cpu_s", "bytes", "scratch_bytes"):
             row[key] += figures[key]
         row["peak_mb"] = max(row["peak_mb"], figures["peak_mb"])
         print(f"  N={n:<5d} {spec.name:22s} wall {figures['wall_s']:7.1f} s  cpu {figures['cpu_s']:7.1f} s  "
-              f"peak {figures['peak_mb']:7.0f} MB  outputs {figures['bytes'] / 1e6:8.2f} MB", flush=True)
+              f"peak {figures['peak_mb']:7.0f} MB  outputs {figures['bytes'] / 1e6:8.2f} MB  "
+              f"scratch {figures['scratch_bytes'] / 1e6:8.2f} MB", flush=True)
     return rows
 
 
@@ -132,7 +140,9 @@ def exponents(x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
     """
     raw = float(np.polyfit(np.log(x), np.log(np.maximum(y, 1e-9)), 1)[0])
     steps = np.diff(y)
-    marginal = math.log(steps[-1] / steps[0]) / math.log((x[2] - x[1]) / (x[1] - x[0])) if (steps > 0).all() else math.nan
+    if not (steps > 0).all():
+        return raw, math.nan
+    marginal = math.log(steps[-1] / steps[0]) / math.log((x[2] - x[1]) / (x[1] - x[0]))
     return raw, marginal
 
 
@@ -159,7 +169,8 @@ def model(sizes: list[int], runs: list[dict], counts: list[dict], two_epochs: di
     for name in runs[0]:
         x = np.array([c[IMAGE_SET[name]] for c in counts], float)
         cpu, wall = (np.array([r[name][k] for r in runs]) for k in ("cpu_s", "wall_s"))
-        peak, disk = (np.array([r[name][k] for r in runs]) for k in ("peak_mb", "bytes"))
+        peak, disk, scratch = (np.array([r[name][k] for r in runs])
+                               for k in ("peak_mb", "bytes", "scratch_bytes"))
         cpu_exp = exponents(x, cpu)
         # The second epoch's CPU time at 4N, per image; what is left of the per-image cost is one-off work.
         per_epoch = max(two_epochs[name]["cpu_s"] - cpu[-1], 0.0) / x[-1] if name in two_epochs else 0.0
@@ -168,7 +179,8 @@ def model(sizes: list[int], runs: list[dict], counts: list[dict], two_epochs: di
                "output_bytes": disk.tolist(), "cpu_exponent": cpu_exp, "wall_exponent": exponents(x, wall),
                "peak_exponent": exponents(x, peak), "cpu_s_per_image_epoch": per_epoch, "epochs": epochs,
                "superlinear": cpu_exp[0] > SUPERLINEAR,
-               "bytes_per_image": max(float(np.polyfit(x, disk, 1)[0]), 0.0),
+               "bytes_per_image": max(float(np.polyfit(x, disk, 1)[0]), 0.0), "scratch_bytes": scratch.tolist(),
+               "scratch_bytes_per_image": max(float(np.polyfit(x, scratch, 1)[0]), 0.0),
                "peak_mb_per_1k_images": float(np.polyfit(x, peak, 1)[0] * 1000), "targets": {}}
         for target, sets in TARGETS.items():
             images = sets[IMAGE_SET[name]]
@@ -176,7 +188,8 @@ def model(sizes: list[int], runs: list[dict], counts: list[dict], two_epochs: di
             row["targets"][target] = {
                 "images": images, "cpu_core_hours": seconds / 3600,
                 "gpu_hours_assumed": seconds / speedup / 3600 if name in GPU_STAGES else None,
-                "peak_gb": peak_mb(x, peak, images) / 1024, "disk_gb": row["bytes_per_image"] * images / 1e9}
+                "peak_gb": peak_mb(x, peak, images) / 1024, "disk_gb": row["bytes_per_image"] * images / 1e9,
+                "scratch_gb": row["scratch_bytes_per_image"] * images / 1e9}
         stages[name] = row
     return {"sizes": sizes, "gpu_speedup_assumed": speedup, "superlinear_slope": SUPERLINEAR,
             "memory_growth_threshold": GROWTH, "targets": TARGETS, "stages": stages}
@@ -191,13 +204,15 @@ def markdown(result: dict) -> str:
     lines = [
         "# Cost model", "",
         f"Every stage on the built-in data (256 px) at N = {n[0]}, {n[1]}, {n[2]} training images and N/4 test "
-        "images, 1 epoch per training stage (2 more runs at 4N measure an epoch), on this machine: "
-        "`nice -n 10 python benchmarks/cost_model.py`. Figures are N / 2N / 4N. CPU exponent: the log-log "
-        "slope of CPU time over images, and in brackets the exponent of the marginal cost (start-up removed; "
-        "noisy where start-up dominates). Peak memory is the largest process's RSS.", "",
+        "images, 1 epoch per training stage (2 more runs at 4N measure an epoch), on "
+        f"{result['machine']['cpus']} CPU cores (load average {result['machine']['load_average']:.1f} at the "
+        f"start, {result['machine']['date']}): `nice -n 10 python benchmarks/cost_model.py`. Figures are "
+        "N / 2N / 4N. CPU exponent: the log-log slope of CPU time over images, and in brackets the exponent "
+        "of the marginal cost (start-up removed; noisy where start-up dominates). Peak memory is the largest "
+        "process's RSS.", "",
         "| stage | images | wall s | CPU s | CPU exponent | CPU s per image-epoch | peak MB | "
-        "peak MB per 1k images | disk per image |",
-        "|---|---|---|---|---|---|---|---|---|"]
+        "peak MB per 1k images | outputs per image | scratch per image |",
+        "|---|---|---|---|---|---|---|---|---|---|"]
     for name, row in result["stages"].items():
         raw, marginal = row["cpu_exponent"]
         flag = " **super-linear**" if row["superlinear"] else ""
@@ -205,13 +220,15 @@ def markdown(result: dict) -> str:
         lines.append(
             f"| {name} | {_fmt(row['images'], '.0f')} | {_fmt(row['wall_s'], '.1f')} | {_fmt(row['cpu_s'], '.1f')} | "
             f"{raw:.2f} ({marginal:.2f}){flag} | {per_epoch} | {_fmt(row['peak_mb'], '.0f')} | "
-            f"{row['peak_mb_per_1k_images']:.0f} | {row['bytes_per_image'] / 1e3:.1f} KB |")
+            f"{row['peak_mb_per_1k_images']:.0f} | {row['bytes_per_image'] / 1e3:.1f} KB | "
+            f"{row['scratch_bytes_per_image'] / 1e3:.1f} KB |")
     speedup = result["gpu_speedup_assumed"]
     lines += ["", "## Extrapolated", "",
               "CPU time: start-up + images x (one-off cost + epochs x per-epoch cost) per image, with the "
               "project's epochs (a power law instead where the log-log slope exceeds "
               f"{result['superlinear_slope']}). Peak memory: flat unless it rose at every step and by more than "
-              f"{result['memory_growth_threshold']:.0%} from N to 4N. Disk: the stage's outputs per image. "
+              f"{result['memory_growth_threshold']:.0%} from N to 4N. Disk: the stage's outputs, and the peak of "
+              "its scratch files (resume shards, the teacher's phi bank; deleted when the stage ends), per image. "
               f"**GPU-hours are an assumption**: the CPU core-seconds divided by {speedup:g} (one GPU doing the "
               f"work of {speedup:g} cores; `--gpu-speedup`); no GPU was measured. Per-image costs are those of "
               "the 256 px built-in images at the built-in params (EfficientNet-Lite0, 200 proposals): real "
@@ -219,19 +236,21 @@ def markdown(result: dict) -> str:
               "per image, README). `dataset` synthesises images; for COCO it only indexes them.", ""]
     for target, sets in result["targets"].items():
         lines += [f"### {target} ({sets['all']:,} images; {sets['train']:,} train, {sets['test']:,} test)", "",
-                  "| stage | images | CPU core-hours | GPU-hours (assumed) | peak memory GB | disk GB |",
-                  "|---|---|---|---|---|---|"]
-        totals = {"cpu": 0.0, "gpu": 0.0, "disk": 0.0}
+                  "| stage | images | CPU core-hours | GPU-hours (assumed) | peak memory GB | outputs GB | "
+                  "scratch GB |", "|---|---|---|---|---|---|---|"]
+        totals = {"cpu": 0.0, "gpu": 0.0, "disk": 0.0, "scratch": 0.0}
         for name, row in result["stages"].items():
             t = row["targets"][target]
             gpu = t["gpu_hours_assumed"]
             totals["cpu"] += t["cpu_core_hours"] if gpu is None else 0.0
             totals["gpu"] += gpu or 0.0
             totals["disk"] += t["disk_gb"]
+            totals["scratch"] = max(totals["scratch"], t["scratch_gb"])
             lines.append(f"| {name} | {t['images']:,} | {t['cpu_core_hours']:.1f} | "
-                         f"{'-' if gpu is None else f'{gpu:.1f}'} | {t['peak_gb']:.2f} | {t['disk_gb']:.1f} |")
+                         f"{'-' if gpu is None else f'{gpu:.1f}'} | {t['peak_gb']:.2f} | {t['disk_gb']:.1f} | "
+                         f"{t['scratch_gb']:.1f} |")
         lines += [f"| **total** | | **{totals['cpu']:.1f}** (CPU stages) | **{totals['gpu']:.1f}** | | "
-                  f"**{totals['disk']:.1f}** |", ""]
+                  f"**{totals['disk']:.1f}** | **{totals['scratch']:.1f}** (largest) |", ""]
     return "\n".join(lines)
 
 
@@ -249,6 +268,7 @@ def main() -> None:
     for upstream, downstream in stage_edges(list(specs_by_name.values())):
         graph[downstream].add(upstream)
     specs = [specs_by_name[name] for name in TopologicalSorter(graph).static_order()]
+    machine = {"cpus": os.cpu_count(), "load_average": os.getloadavg()[0], "date": time.strftime("%Y-%m-%d")}
     work = args.keep or Path(tempfile.mkdtemp(prefix="cost_model_"))
     try:
         runs, counts = [], []
@@ -263,7 +283,7 @@ def main() -> None:
             shutil.rmtree(work, ignore_errors=True)
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     full_epochs = {name: _section(params, keys)["epochs"] for name, keys in TRAINING.items()}
-    result = model(args.sizes, runs, counts, two_epochs, full_epochs, args.gpu_speedup)
+    result = {"machine": machine, **model(args.sizes, runs, counts, two_epochs, full_epochs, args.gpu_speedup)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     Path(f"{args.out}.json").write_text(json.dumps(result, indent=2) + "\n")
     text = markdown(result)
