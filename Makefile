@@ -1,11 +1,13 @@
 # Two commands do all the set-up on a fresh machine:
 #   make run    build the environment, then run the whole pipeline (every stage) on the built-in data
 #   make test   build the environment, then run the test suite (the command CI runs)
+# and one command per paper table (workflow/tables.yaml), e.g. `make table1`: see the README.
 VENV ?= .venv
 CORES ?= all
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-.PHONY: run test setup
+TABLES := table1 table2 table3 table4 table5 seeds
+.PHONY: run test setup $(TABLES)
 
 $(VENV)/.installed: requirements.txt pyproject.toml
 	python3 -m venv $(VENV)
@@ -21,3 +23,6 @@ run: setup
 
 test: setup
 	pytest
+
+$(TABLES): setup
+	wsdkd table $@ --cores $(CORES)

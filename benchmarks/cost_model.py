@@ -45,7 +45,7 @@ GPU_STAGES = {"train_teacher", "cache_teacher", "train_student", "distill_featur
 # Which images a stage's work grows with: "train" is the training pool (train + val), "test" the test split.
 IMAGE_SET = {"dataset": "all", "proposals": "all", "train_teacher": "train", "cache_teacher": "all",
              "evaluate_teacher": "test", "train_student": "train", "distill_features": "train",
-             "train_distilled": "train", "evaluate": "test"}
+             "train_distilled": "train", "evaluate": "test", "figures": "test"}
 # COCO 2014 after dropping images without annotations (README); NUS-WIDE's ~210,000 usable images split 60/40
 # like its official split (an assumption: papers differ in what they drop).
 TARGETS = {"COCO 2014": {"train": 82_081, "test": 40_137, "all": 122_218},

@@ -116,3 +116,25 @@ def tiny_proposals(tiny_manifest, tmp_path_factory) -> Path:
                         rng.uniform(0.1, 1, (n, TINY_PROPOSALS)).astype(np.float32),
                         np.full(n, TINY_PROPOSALS - 2), {"source": "test"})
     return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_upstream(tiny_manifest, tiny_proposals, tmp_path_factory) -> Path:
+    """A tiny trained teacher and its cache (features included), as the distillation stages read them."""
+    from wsdkd.cache import cache_teacher
+    from wsdkd.train.teacher import train_teacher
+
+    root = tmp_path_factory.mktemp("upstream")
+    teacher_cfg = {"backbone": {"name": "efficientnet_lite0", "weights": "random", "weights_path": None},
+                   "freeze_backbone": True, "head": "gap_mlp", "head_hidden": 16, "roi_op": "align", "a": 1.0,
+                   "b": 0.0, "scales": [64], "cache_scale": 64, "epochs": 1, "batch_size": 8, "lr": 0.01,
+                   "momentum": 0.9, "weight_decay": 5e-4, "lr_decay_factor": 0.1, "lr_patience": 2, "hflip": False,
+                   "seed": 0, "num_workers": 0, "device": "cpu", "amp": False, "spatial_reg": 0.0,
+                   "spatial_reg_iou": 0.6}
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("WSDKD_CHECKPOINTS", str(root / "checkpoints"))
+        train_teacher(teacher_cfg, tiny_manifest, tiny_proposals, root / "teacher", root / "live", "t", progress=False)
+    cache_cfg = {"cache_features": True, "nms_iou": 0.4, "num_selected": 4, "dtype": "float32"}
+    cache_teacher(teacher_cfg, cache_cfg, tiny_manifest, tiny_proposals, root / "teacher", root / "cache",
+                  progress=False)
+    return root

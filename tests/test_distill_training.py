@@ -7,7 +7,6 @@ import numpy as np
 import pytest
 import torch
 
-from wsdkd.cache import cache_teacher
 from wsdkd.data.manifest import read_split
 from wsdkd.models.backbones import build_backbone
 from wsdkd.models.student import StudentClassifier, load_student
@@ -17,28 +16,8 @@ from wsdkd.train.distill import (DistilledStudent, FeatureStep, FeatureStudent, 
                                  _frozen_teacher, feature_adapter, train_distilled, train_features,
                                  uses_cached_features)
 from wsdkd.teacher_targets import TeacherTargets
-from wsdkd.train.teacher import train_teacher
 
 STUDENT_SIZE = 32
-
-
-@pytest.fixture(scope="module")
-def upstream(tiny_manifest, tiny_proposals, tmp_path_factory):
-    """A tiny trained teacher and its cache (features included), as the distillation stages read them."""
-    root = tmp_path_factory.mktemp("upstream")
-    teacher_cfg = {"backbone": {"name": "efficientnet_lite0", "weights": "random", "weights_path": None},
-                   "freeze_backbone": True, "head": "gap_mlp", "head_hidden": 16, "roi_op": "align", "a": 1.0,
-                   "b": 0.0, "scales": [64], "cache_scale": 64, "epochs": 1, "batch_size": 8, "lr": 0.01,
-                   "momentum": 0.9, "weight_decay": 5e-4, "lr_decay_factor": 0.1, "lr_patience": 2, "hflip": False,
-                   "seed": 0, "num_workers": 0, "device": "cpu", "amp": False, "spatial_reg": 0.0,
-                   "spatial_reg_iou": 0.6}
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("WSDKD_CHECKPOINTS", str(root / "checkpoints"))
-        train_teacher(teacher_cfg, tiny_manifest, tiny_proposals, root / "teacher", root / "live", "t", progress=False)
-    cache_cfg = {"cache_features": True, "nms_iou": 0.4, "num_selected": 4, "dtype": "float32"}
-    cache_teacher(teacher_cfg, cache_cfg, tiny_manifest, tiny_proposals, root / "teacher", root / "cache",
-                  progress=False)
-    return root
 
 
 @pytest.fixture
@@ -65,12 +44,12 @@ def _student(num_classes: int) -> StudentClassifier:
                                              "weights_path": None}), num_classes)
 
 
-def _batch(manifest, teacher, upstream, size=STUDENT_SIZE):
+def _batch(manifest, teacher, tiny_upstream, size=STUDENT_SIZE):
     """The first 4 training images as a step sees them, with the train split's teacher targets."""
     from wsdkd.data.images import SquareImages
 
     split = read_split(manifest, "train")
-    targets = TeacherTargets(upstream / "cache" / "train.h5", split, teacher)
+    targets = TeacherTargets(tiny_upstream / "cache" / "train.h5", split, teacher)
     images = SquareImages(split, size, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
     pixels = torch.stack([images[i][0] for i in range(4)])
     labels = torch.from_numpy(split.labels[:4].astype(np.float32))
@@ -82,9 +61,10 @@ def _state(module: torch.nn.Module) -> dict[str, torch.Tensor]:
 
 
 def test_stage1_changes_only_the_convs_up_to_the_distilled_layer(student_cfg, features_cfg, tiny_manifest,
-                                                                  upstream, tmp_path):
+                                                                  tiny_upstream, tmp_path):
     reference = _student(read_split(tiny_manifest, "train").num_classes)
-    history = train_features(student_cfg, features_cfg, tiny_manifest, upstream / "cache", upstream / "teacher",
+    history = train_features(student_cfg, features_cfg, tiny_manifest, tiny_upstream / "cache",
+                             tiny_upstream / "teacher",
                              tmp_path / "stage1", tmp_path / "live", "stage1")
     assert len(history) == 1 and history[0]["train/loss"] > 0 and "val/loss" in history[0]
     trained, _ = load_student(tmp_path / "stage1" / "model.pt")
@@ -98,9 +78,9 @@ def test_stage1_changes_only_the_convs_up_to_the_distilled_layer(student_cfg, fe
     assert not (tmp_path / "checkpoints" / "stage1").exists(), "resume state goes once the output is whole"
 
 
-def test_cached_and_online_teacher_features_give_the_same_loss(tiny_manifest, upstream, features_cfg):
-    teacher = _frozen_teacher(upstream / "teacher", torch.device("cpu"))
-    split, parts, pixels, labels, rows = _batch(tiny_manifest, teacher, upstream)
+def test_cached_and_online_teacher_features_give_the_same_loss(tiny_manifest, tiny_upstream, features_cfg):
+    teacher = _frozen_teacher(tiny_upstream / "teacher", torch.device("cpu"))
+    split, parts, pixels, labels, rows = _batch(tiny_manifest, teacher, tiny_upstream)
     student = _student(split.num_classes)
     model = FeatureStudent(student, feature_adapter("roi", "conv", student, teacher, 4)).eval()
     losses = [FeatureStep(parts, features_cfg, teacher, STUDENT_SIZE, cached)(model, pixels, labels, rows)["loss"]
@@ -109,9 +89,9 @@ def test_cached_and_online_teacher_features_give_the_same_loss(tiny_manifest, up
     assert losses[0].item() == pytest.approx(losses[1].item(), rel=1e-3)  # the cache holds the same RoIs' features
 
 
-def test_roi_weights_change_the_loss(tiny_manifest, upstream, features_cfg):
-    teacher = _frozen_teacher(upstream / "teacher", torch.device("cpu"))
-    split, parts, pixels, labels, rows = _batch(tiny_manifest, teacher, upstream)
+def test_roi_weights_change_the_loss(tiny_manifest, tiny_upstream, features_cfg):
+    teacher = _frozen_teacher(tiny_upstream / "teacher", torch.device("cpu"))
+    split, parts, pixels, labels, rows = _batch(tiny_manifest, teacher, tiny_upstream)
     student = _student(split.num_classes)
     model = FeatureStudent(student, feature_adapter("roi", "conv", student, teacher, 4)).eval()
     loss = {w: FeatureStep(parts, {**features_cfg, "roi_weights": w}, teacher, STUDENT_SIZE, False)(
@@ -122,11 +102,11 @@ def test_roi_weights_change_the_loss(tiny_manifest, upstream, features_cfg):
 
 @pytest.mark.parametrize("method,layer,source", [("roi", "fc", "all"), ("fitnets", "conv", "selected")])
 def test_other_feature_methods_train_the_convs_and_leave_the_classifier(method, layer, source, student_cfg,
-                                                                        features_cfg, tiny_manifest, upstream,
+                                                                        features_cfg, tiny_manifest, tiny_upstream,
                                                                         tmp_path):
     cfg = {**features_cfg, "method": method, "layer": layer, "roi_source": source, "roi_weights": "prior"}
     fresh = _student(read_split(tiny_manifest, "train").num_classes).state_dict()
-    train_features(student_cfg, cfg, tiny_manifest, upstream / "cache", upstream / "teacher", tmp_path / "s1",
+    train_features(student_cfg, cfg, tiny_manifest, tiny_upstream / "cache", tiny_upstream / "teacher", tmp_path / "s1",
                    tmp_path / "live", "s1")
     trained = load_student(tmp_path / "s1" / "model.pt")[0].state_dict()
     assert torch.equal(trained["classifier.weight"], fresh["classifier.weight"])
@@ -143,8 +123,8 @@ def test_cached_features_are_used_only_where_they_apply():
         uses_cached_features({**cfg, "roi_source": "all", "teacher_features": "cache"}, True)
 
 
-def test_temperatures_stay_positive_and_receive_gradient(tiny_manifest, upstream, predictions_cfg):
-    split, parts, pixels, labels, rows = _batch(tiny_manifest, None, upstream)
+def test_temperatures_stay_positive_and_receive_gradient(tiny_manifest, tiny_upstream, predictions_cfg):
+    split, parts, pixels, labels, rows = _batch(tiny_manifest, None, tiny_upstream)
     model = DistilledStudent(_student(split.num_classes), split.num_classes, 8, predictions_cfg).train()
     loss = PredictionStep(parts, predictions_cfg, None, hflip=True)(model, pixels, labels, rows)["loss"]
     loss.backward()
@@ -161,11 +141,11 @@ def test_temperatures_stay_positive_and_receive_gradient(tiny_manifest, upstream
 
 @pytest.mark.parametrize("soft_loss,attention", [("hinton", 0.0), ("hinton", 10.0), ("class_aware_ce", 0.0),
                                                  ("none", 0.0)])
-def test_compared_soft_losses_add_to_the_hard_loss(soft_loss, attention, tiny_manifest, upstream, predictions_cfg):
+def test_compared_soft_losses_add_to_the_hard_loss(soft_loss, attention, tiny_manifest, tiny_upstream, predictions_cfg):
     from wsdkd.losses import hard_label_bce
 
-    teacher = _frozen_teacher(upstream / "teacher", torch.device("cpu")) if attention else None
-    split, parts, pixels, labels, rows = _batch(tiny_manifest, teacher, upstream)
+    teacher = _frozen_teacher(tiny_upstream / "teacher", torch.device("cpu")) if attention else None
+    split, parts, pixels, labels, rows = _batch(tiny_manifest, teacher, tiny_upstream)
     cfg = {**predictions_cfg, "soft_loss": soft_loss, "attention_weight": attention}
     model = DistilledStudent(_student(split.num_classes), split.num_classes, 8, cfg).eval()
     out = PredictionStep(parts, cfg, teacher, hflip=False)(model, pixels, labels, rows)
@@ -188,10 +168,11 @@ def test_taps_find_the_paper_layers_of_vgg16():
 
 
 def test_stage2_writes_a_student_that_predicts_without_the_teacher(student_cfg, features_cfg, predictions_cfg,
-                                                                   tiny_manifest, upstream, tmp_path):
-    train_features(student_cfg, features_cfg, tiny_manifest, upstream / "cache", upstream / "teacher",
+                                                                   tiny_manifest, tiny_upstream, tmp_path):
+    train_features(student_cfg, features_cfg, tiny_manifest, tiny_upstream / "cache", tiny_upstream / "teacher",
                    tmp_path / "s1", tmp_path / "live1", "s1")
-    history = train_distilled(student_cfg, predictions_cfg, tiny_manifest, upstream / "cache", upstream / "teacher",
+    history = train_distilled(student_cfg, predictions_cfg, tiny_manifest, tiny_upstream / "cache",
+                              tiny_upstream / "teacher",
                               tmp_path / "s1", tmp_path / "s2", tmp_path / "live2", "s2")
     assert [h["epoch"] for h in history] == [1, 2] and "val/mAP" in history[-1]
     model, description = load_student(tmp_path / "s2" / "model.pt")
@@ -203,12 +184,13 @@ def test_stage2_writes_a_student_that_predicts_without_the_teacher(student_cfg, 
 
 
 def test_interrupted_stage2_resumes_to_the_same_result(student_cfg, features_cfg, predictions_cfg, tiny_manifest,
-                                                       upstream, tmp_path, killed_after_first_checkpoint):
-    train_features(student_cfg, {**features_cfg, "method": "none"}, tiny_manifest, upstream / "cache",
-                   upstream / "teacher", tmp_path / "s1", tmp_path / "live1", "s1")
+                                                       tiny_upstream, tmp_path, killed_after_first_checkpoint):
+    train_features(student_cfg, {**features_cfg, "method": "none"}, tiny_manifest, tiny_upstream / "cache",
+                   tiny_upstream / "teacher", tmp_path / "s1", tmp_path / "live1", "s1")
 
     def run(name):
-        return train_distilled(student_cfg, predictions_cfg, tiny_manifest, upstream / "cache", upstream / "teacher",
+        return train_distilled(student_cfg, predictions_cfg, tiny_manifest, tiny_upstream / "cache",
+                               tiny_upstream / "teacher",
                                tmp_path / "s1", tmp_path / name, tmp_path / f"live_{name}", "s2")
 
     run("straight")

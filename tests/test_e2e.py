@@ -1,7 +1,7 @@
 """The whole DAG on a few images, under Snakemake and under DVC, in a scratch copy of this working tree.
 
-Checks what a user relies on: the main target builds, a second run of either tool does nothing, and changing a
-student param reruns only the student and the evaluation, under both tools.
+Checks what a user relies on: the main target builds, a second run of either tool does nothing, changing a
+student param reruns only the students and what reads them, under both tools, and a paper table runs.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ def tiny_params(params: dict) -> dict:
     params["proposals"]["num_proposals"] = 30
     params["teacher"].update(epochs=1, batch_size=8, scales=[96], cache_scale=96)
     params["student"].update(epochs=1, batch_size=8, input_size=32)
+    params["distill"]["features"]["epochs"] = 1
     return params
 
 
@@ -94,6 +95,10 @@ def test_snakemake_builds_the_whole_dag_with_real_numbers(workspace):
     assert (workspace.root / "reports/coco_pr.png").read_bytes()[:4] == b"\x89PNG"
     assert (workspace.root / "reports/student_wo/plots/metrics").is_dir()
     assert 0 < metrics["teacher"]["mAP"] <= 100, "the teacher is scored beside the student"
+    assert 0 < metrics["student_w"]["mAP"] <= 100, "and the distilled student beside both"
+    assert metrics["student_w"]["model"]["distillation"]["soft_loss"] == "class_aware_l2"
+    for figure in ("figure3", "figure4"):
+        assert (workspace.root / f"reports/{figure}.png").read_bytes()[:4] == b"\x89PNG"
     detection = json.loads((workspace.root / "reports/teacher_detection.json").read_text())
     assert 0 <= detection["test"]["corloc"] <= 100
     for split in ("train", "val", "test"):
@@ -107,12 +112,15 @@ def test_second_runs_are_no_ops_under_both_tools(workspace):
     assert workspace.dvc_stages_run(workspace.run("dvc", "repro")) == set()
 
 
-def test_a_student_param_reruns_only_student_and_evaluation(workspace):
+STUDENT_SIDE = {"train_student", "distill_features", "train_distilled", "evaluate", "figures"}
+
+
+def test_a_student_param_reruns_only_the_students_and_what_reads_them(workspace):
     workspace.set_param("student", "lr", 0.02)
-    assert workspace.snakemake_planned_rules() == {"train_student", "evaluate"}
+    assert workspace.snakemake_planned_rules() == STUDENT_SIDE
     status = workspace.run("dvc", "status")
     assert "train_student" in status and "dataset:" not in status
-    assert workspace.dvc_stages_run(workspace.run("dvc", "repro")) == {"train_student", "evaluate"}
+    assert workspace.dvc_stages_run(workspace.run("dvc", "repro")) == STUDENT_SIDE
     workspace.snakemake("--touch")  # what the README says to do after `dvc repro`
     assert workspace.snakemake_planned_rules() == set()
     assert workspace.dvc_stages_run(workspace.run("dvc", "repro")) == set()
@@ -120,4 +128,16 @@ def test_a_student_param_reruns_only_student_and_evaluation(workspace):
 
 def test_metrics_diff_compares_runs(workspace):
     out = workspace.run("dvc", "metrics", "show", "--json")
-    assert "student_wo" in out and "mAP" in out
+    assert all(name in out for name in ("student_wo", "teacher", "student_w", "mAP"))
+
+
+def test_a_paper_table_trains_its_rows_once(workspace):
+    out = workspace.run("wsdkd", "table", "table3", "--cores", "2")
+    table = (workspace.root / "reports/tables/table3.md").read_text()
+    assert out.strip().endswith(table.strip().splitlines()[-1])
+    for label in ("S-Cls w/o distillation", "T-WDet", "S-Cls w/ distillation"):
+        assert label in table
+    assert "Distillation gain (ours − baseline)" in table
+    assert len(list((workspace.root / "experiments/rows").glob("*/metrics.json"))) == 2
+    again = workspace.run("wsdkd", "table", "table3", "--cores", "2")
+    assert "reusing" in again and "epoch 1/1" not in again

@@ -1,5 +1,5 @@
 """The ``wsdkd`` command: ``predict`` labels images with a trained student (or teacher), ``export`` writes a
-student for other runtimes.
+student for other runtimes, ``table`` reproduces one of the paper's tables.
 
 Exit status: 0 when everything succeeded, 1 when some images could not be read (the others are still
 predicted), 2 for a usage error or a model file that cannot be used.
@@ -9,15 +9,20 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
+import logging
+import subprocess
 import sys
 from pathlib import Path
 from typing import Iterator, TextIO
 
+import yaml
 from tqdm import tqdm
 
-from . import export, predict, predict_format
+from . import export, predict, predict_format, tables
 from .atomic import atomic_path
-from .errors import exits_cleanly
+from .config import load_params
+from .errors import UserError, exits_cleanly
 from .model_file import model_file_kind
 from .models.wsddn import TEACHER_FORMAT
 from .predict_teacher import load_teacher_predictor
@@ -38,6 +43,13 @@ def _non_negative_int(text: str) -> int:
     if value < 0:
         raise argparse.ArgumentTypeError(f"expected an integer >= 0, got {text}")
     return value
+
+
+def _setting(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    return key, yaml.safe_load(value)
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -75,6 +87,23 @@ def _parser() -> argparse.ArgumentParser:
     e.add_argument("--input-size", type=_positive_int, default=None,
                    help="S of the (N, 3, S, S) input (default: the size the student was trained at)")
     e.set_defaults(run=_export)
+
+    t = commands.add_parser("table", help="train the rows of one of the paper's tables and write it",
+                            description="Bring the DAG up to the teacher cache (Snakemake), train every row of "
+                                        "the table that has not run with these settings, and write "
+                                        "reports/tables/NAME.md (ours beside the paper's) and NAME.json.")
+    t.add_argument("name", help="a table of --tables (table1 ... table5, seeds)")
+    t.add_argument("--params", type=Path, default=Path("params.yaml"))
+    t.add_argument("--tables", type=Path, default=Path("workflow/tables.yaml"))
+    t.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the table's seeds, else student.seed")
+    t.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+                   help="change a student.* or distill.* setting for every row, e.g. student.epochs=6 (YAML "
+                        "value; repeat for several); such rows are trained here, not taken from the DAG")
+    t.add_argument("--cores", default="all", help="Snakemake's --cores for the upstream stages")
+    t.add_argument("--no-upstream", action="store_true", help="use the DAG's outputs as they are (no Snakemake)")
+    t.add_argument("--out", type=Path, default=Path("reports/tables"))
+    t.add_argument("--experiments", type=Path, default=Path("experiments"))
+    t.set_defaults(run=_table)
     return parser
 
 
@@ -126,6 +155,28 @@ def _export(args: argparse.Namespace) -> int:
     model, meta = predict.load_model(args.model)
     metadata = export.export_student(model, meta, args.format, args.out, args.input_size)
     print(f"wrote {args.out} ({args.format}: {metadata['input']} -> {metadata['output']})", file=sys.stderr)
+    return EXIT_OK
+
+
+def _table(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    params = load_params(args.params)
+    rows, known = tables.load_tables(args.tables)
+    if args.name not in known:
+        raise UserError(f"{args.tables}: no table {args.name!r} (expected one of {', '.join(known)})")
+    table = known[args.name]
+    base = tables.apply_overrides(params, dict(args.set), "--set") if args.set else params
+    runs = list(tables.planned_runs(table, rows, base, args.tables, args.seeds))
+    ws = tables.Workspace(Path("data/dataset"), Path("data/teacher_cache"), Path("models/teacher"),
+                          {name: Path("models") / folder for name, folder in tables.DAG_FOLDERS.items()},
+                          args.experiments)
+    if not args.no_upstream:
+        subprocess.run(["snakemake", "--cores", str(args.cores), *map(str, tables.dag_targets(runs, params, ws))],
+                       check=True)
+    results = tables.run_table(runs, params, ws)
+    dataset = json.loads((ws.manifest / "classes.json").read_text())["source"]
+    path = tables.write_table(table, rows, results, dataset, args.out)
+    print(path.read_text())
     return EXIT_OK
 
 

@@ -1,0 +1,115 @@
+"""The paper's tables as runs: the table file, row overrides, the Markdown layout, and reuse of finished rows."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+
+import pytest
+
+from tests.conftest import PROJECT
+from wsdkd import tables
+from wsdkd.errors import UserError
+
+TABLES_FILE = PROJECT / "workflow" / "tables.yaml"
+
+
+def test_every_row_of_the_tables_file_is_a_valid_configuration(default_params):
+    rows, known = tables.load_tables(TABLES_FILE)
+    assert {"table1", "table2", "table3", "table4", "table5", "seeds"} <= set(known)
+    for row in rows.values():
+        params = tables.apply_overrides(default_params, row.overrides, row.name)
+        for dotted, value in row.overrides.items():
+            section, *keys = dotted.split(".")
+            node = params[section]
+            for key in keys:
+                node = node[key]
+            assert node == value
+    assert known["seeds"].seeds == [0, 1, 2]
+
+
+def test_a_table_naming_an_unknown_row_is_refused_with_the_file(tmp_path):
+    path = tmp_path / "tables.yaml"
+    path.write_text("rows: {ours: {label: x, set: {}}}\n"
+                    "tables: {t: {title: t, paper_dataset: COCO, columns: [mAP], rows: {hinton: [71.3]}}}\n")
+    with pytest.raises(UserError, match=f"{path}: table t names row 'hinton'"):
+        tables.load_tables(path)
+
+
+@pytest.mark.parametrize("dotted, message", [
+    ("teacher.epochs", "only student, distill settings may change"),
+    ("distill.features.no_such_key", "params.yaml has no such setting"),
+    ("distill.predictions.lam", "lam"),  # a value the schema refuses
+])
+def test_overrides_outside_the_students_side_or_unknown_are_refused(default_params, dotted, message):
+    value = -1.0 if dotted.endswith("lam") else 1
+    with pytest.raises(UserError, match=message):
+        tables.apply_overrides(default_params, {dotted: value}, "row x")
+
+
+def test_overrides_leave_the_given_params_untouched(default_params):
+    before = json.dumps(default_params, sort_keys=True)
+    out = tables.apply_overrides(default_params, {"student.seed": 7, "distill.predictions.lam": 0.5}, "row x")
+    assert out["student"]["seed"] == 7 and out["distill"]["predictions"]["lam"] == 0.5
+    assert json.dumps(default_params, sort_keys=True) == before
+
+
+def test_markdown_puts_ours_beside_the_papers_with_seed_means_and_the_gain():
+    table = tables.Table("t", "Table T", "MS-COCO", ["mAP", "F1_O"],
+                         {"baseline": [70.9, 67.0], "ours": [74.6, 74.0], "teacher": [78.6, 0.0]}, [0, 1])
+    rows = {"baseline": tables.Row("baseline", "w/o", {}, "student_wo"), "ours": tables.Row("ours", "w/", {}),
+            "teacher": tables.Row("teacher", "T-WDet", {}, "teacher")}
+    results = {"baseline": [{"seed": 0, "mAP": 60.0, "F1_O": 50.0}, {"seed": 1, "mAP": 62.0, "F1_O": 52.0}],
+               "ours": [{"seed": 0, "mAP": 63.0, "F1_O": 55.0}, {"seed": 1, "mAP": 64.0, "F1_O": 55.0}],
+               "teacher": [{"mAP": 80.0, "F1_O": 70.0}]}
+    text = tables.table_markdown(table, rows, results, "builtin")
+    assert "| Method | mAP ours | mAP paper | F1-O ours | F1-O paper |" in text
+    assert "| w/o | 61.0 ± 1.4 | 70.9 | 51.0 ± 1.4 | 67.0 |" in text  # mean and sample std of 60, 62
+    assert "| w/ | 63.5 ± 0.7 | 74.6 | 55.0 ± 0.0 | 74.0 |" in text
+    assert "| T-WDet | 80.0 | 78.6 | 70.0 | 0.0 |" in text
+    assert "| w/o | 60.00 | 62.00 |" in text  # per-seed mAP
+    assert "gain (ours − baseline), mAP: 2.5 ± 0.7 points (per seed: +3.00, +2.00; paper: +3.7)" in text
+
+
+def test_a_table_trains_each_row_once_and_reuses_it(tiny_manifest, tiny_upstream, default_params, tmp_path,
+                                                     monkeypatch):
+    import wsdkd.train.distill as distill
+    import wsdkd.train.student as student
+
+    monkeypatch.setenv("WSDKD_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    params = json.loads(json.dumps(default_params))
+    params["student"].update(backbone={"name": "efficientnet_lite0", "weights": "random", "weights_path": None},
+                             input_size=32, epochs=1, batch_size=8, device="cpu", amp=False, seed=0)
+    params["distill"]["features"]["epochs"] = 1
+    dag = {name: tmp_path / "dag" / name for name in tables.MODELS}
+    ws = tables.Workspace(tiny_manifest, tiny_upstream / "cache", tiny_upstream / "teacher", dag,
+                          tmp_path / "experiments")
+    table = tables.Table("t", "T", "MS-COCO", ["mAP"], {"baseline": [70.9], "hinton": [71.3], "ours": [74.6],
+                                                         "teacher": [78.6]}, None)
+    rows, _ = tables.load_tables(TABLES_FILE)
+    runs = list(tables.planned_runs(table, rows, params, TABLES_FILE, seeds=[1]))
+    assert [(row.name, seed) for row, seed, _ in runs] == [("baseline", 1), ("hinton", 1), ("ours", 1),
+                                                           ("teacher", None)]
+    # Seed 1 is not the DAG's seed 0: only the teacher's predictions come from the DAG.
+    assert tables.dag_targets(runs, params, ws) == [ws.cache, dag["teacher"]]
+    runs = runs[:-1]
+    first = tables.run_table(runs, params, ws)
+    assert [r["seed"] for r in first["ours"]] == [1] and 0 <= first["ours"][0]["mAP"] <= 100
+    # Hinton and ours share stage 2's params but not stage 1; the plain student needs none.
+    assert len(list(ws.experiments.glob("features/*/model.pt"))) == 2
+    assert len(list(ws.experiments.glob("rows/*/metrics.json"))) == 3
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished row was trained again")
+
+    monkeypatch.setattr(distill, "train_features", no_training)
+    monkeypatch.setattr(distill, "train_distilled", no_training)
+    monkeypatch.setattr(student, "train_student", no_training)
+    assert tables.run_table(runs, params, ws) == first
+
+    # A row with the DAG's own settings is read from the DAG's folder, not trained.
+    ours = next(p for row, _, p in runs if row.name == "ours")
+    dag_student = next(ws.experiments.glob("rows/*/student"))
+    reused = tables.run_table([(rows["ours"], 1, ours)], ours,
+                              dataclasses.replace(ws, dag={**dag, "student_w": dag_student}))
+    assert reused["ours"][0]["dag"] == str(dag_student)
