@@ -5,7 +5,7 @@ from pathlib import Path
 from wsdkd.config import load_params
 from wsdkd.errors import exits_cleanly
 from wsdkd.remake import remade_if_damaged
-from wsdkd.stage_cli import stage_parser, start_logging, upstream_outputs
+from wsdkd.stage_cli import stage_parser, start_logging, start_training, upstream_outputs
 from wsdkd.train.distill import train_features
 
 
@@ -20,9 +20,10 @@ def main() -> None:
     args = parser.parse_args()
     start_logging()
     params = load_params(args.params)
+    hardware = start_training(params)
     with remade_if_damaged(upstream_outputs(args)):
         train_features(params["student"], params["distill"]["features"], args.manifest, args.cache, args.teacher,
-                       args.out, args.live, args.stage)
+                       args.out, args.live, args.stage, hardware)
 
 
 if __name__ == "__main__":

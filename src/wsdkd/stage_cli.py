@@ -1,5 +1,5 @@
-"""What every stage script shares: the params and manifest flags, log lines people can read, and which stage
-writes each of its inputs."""
+"""What every stage script shares: the params and manifest flags, log lines people can read, which stage
+writes each of its inputs, and for the training stages the processes and hardware of params' ``train`` section."""
 
 from __future__ import annotations
 
@@ -33,3 +33,13 @@ def upstream_outputs(args: argparse.Namespace) -> dict[Path, str]:
     if getattr(args, "proposals", None):  # one output per split: a damaged split must not cost the others
         outputs.update({args.proposals / f"{split}.h5": f"proposals@{split}" for split in SPLITS})
     return outputs
+
+
+def start_training(params: dict):
+    """Join (or, for several GPUs, start) the DDP processes ``train.devices`` asks for; returns the loop's
+    :class:`~wsdkd.train.loop.Hardware`. Call it before any work: with several GPUs the command reruns here."""
+    from .train.distributed import launch  # torch: imported only by the stages that train
+    from .train.loop import Hardware
+
+    launch(params["train"]["devices"])
+    return Hardware.from_params(params["train"])

@@ -41,7 +41,7 @@ from ..teacher_targets import TeacherTargets
 from ..temperatures import Temperatures
 from .checkpoint import seed_everything
 from .device import resolve_device
-from .loop import fit
+from .loop import Hardware, fit
 from .rows import OffsetRows, locate
 from .student import MODEL_FILE, describe, loop_config, read_splits, sgd, write_student
 
@@ -275,7 +275,7 @@ def uses_cached_features(cfg: dict, cache_has_features: bool) -> bool:
 
 
 def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: Path, teacher_dir: Path,
-                   out_dir: Path, live_dir: Path, stage: str) -> list[dict]:
+                   out_dir: Path, live_dir: Path, stage: str, hardware: Hardware = Hardware()) -> list[dict]:
     """Stage 1: write ``out_dir/model.pt``, the student whose convs learnt the teacher's features.
 
     ``cfg`` is ``distill.features``; with ``method: none`` the student is written as initialised (so a
@@ -305,8 +305,8 @@ def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: 
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(teacher_dir / TEACHER_FILE))
         history = fit(model, step, datasets["train"], datasets["val"],
-                      loop_config(student_cfg, device, epochs=cfg["epochs"], hflip=False), optimizer, scheduler,
-                      resume.resume_dir(stage, key), live_dir, _image_ids(splits))
+                      loop_config(student_cfg, device, hardware, epochs=cfg["epochs"], hflip=False), optimizer,
+                      scheduler, resume.resume_dir(stage, key), live_dir, _image_ids(splits))
     finally:
         for part in parts:
             part.targets.close()
@@ -317,7 +317,8 @@ def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: 
 
 
 def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: Path, teacher_dir: Path,
-                    init_dir: Path, out_dir: Path, live_dir: Path, stage: str) -> list[dict]:
+                    init_dir: Path, out_dir: Path, live_dir: Path, stage: str,
+                    hardware: Hardware = Hardware()) -> list[dict]:
     """Stage 2: train the student from ``init_dir`` (stage 1's output) and write it like the baseline's folder.
 
     ``cfg`` is ``distill.predictions``; epochs, batch and optimiser come from ``student_cfg`` so the distilled
@@ -345,7 +346,7 @@ def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir:
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(init_dir / MODEL_FILE))
         history = fit(model, PredictionStep(parts, cfg, teacher, student_cfg["hflip"]), datasets["train"], datasets["val"],
-                      loop_config(student_cfg, device, hflip=False), optimizer, scheduler,
+                      loop_config(student_cfg, device, hardware, hflip=False), optimizer, scheduler,
                       resume.resume_dir(stage, key), live_dir, _image_ids(splits))
     finally:
         for part in parts:

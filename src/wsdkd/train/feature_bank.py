@@ -23,6 +23,7 @@ from ..atomic import atomic_path
 from ..data.images import SquareImages
 from ..models.wsddn import TWDet
 from ..teacher_inputs import SplitProposals
+from . import distributed
 from .device import autocast
 
 log = logging.getLogger(__name__)
@@ -41,16 +42,20 @@ class FeatureBank:
         return self.folder / f"{self.proposals.split.name}_{scale}{'_flip' if flip else ''}.h5"
 
     def ensure(self, scale: int, flip: bool, progress: bool = True) -> None:
-        """Compute phi at (scale, flip) unless its file exists, then keep the file open for reading."""
+        """Compute phi at (scale, flip) unless its file exists, then keep the file open for reading.
+
+        Under DDP rank 0 computes it while the other ranks wait.
+        """
         path = self._path(scale, flip)
-        if path.is_file():
-            try:
-                self._files[(scale, flip)] = h5py.File(path, "r")
-                return
-            except OSError as exc:  # HDF5 refuses a truncated file on open
+        if path.is_file() and distributed.is_main():
+            try:  # HDF5 refuses a truncated file on open
+                h5py.File(path, "r").close()
+            except OSError as exc:
                 log.warning("%s: damaged feature bank (%s); computing it again", path, exc)
                 path.unlink()
-        self._build(path, scale, flip, progress)
+        if not path.is_file() and distributed.is_main():
+            self._build(path, scale, flip, progress)
+        distributed.barrier()
         self._files[(scale, flip)] = h5py.File(path, "r")
 
     @torch.no_grad()

@@ -24,7 +24,7 @@ from ..predictions import write_predictions
 from ..reports import DESCRIPTION_FILE
 from .checkpoint import seed_everything
 from .device import resolve_device
-from .loop import LoopConfig, fit
+from .loop import Hardware, LoopConfig, fit
 
 log = logging.getLogger(__name__)
 
@@ -59,10 +59,12 @@ def sgd(groups: list[dict], cfg: dict) -> tuple[torch.optim.SGD, torch.optim.lr_
     return optimizer, scheduler
 
 
-def loop_config(cfg: dict, device: torch.device, epochs: int | None = None, hflip: bool | None = None) -> LoopConfig:
+def loop_config(cfg: dict, device: torch.device, hardware: Hardware, epochs: int | None = None,
+                hflip: bool | None = None) -> LoopConfig:
     return LoopConfig(epochs=cfg["epochs"] if epochs is None else epochs, batch_size=cfg["batch_size"],
                       seed=cfg["seed"], num_workers=cfg["num_workers"],
-                      hflip=cfg["hflip"] if hflip is None else hflip, amp=cfg["amp"], device=device)
+                      hflip=cfg["hflip"] if hflip is None else hflip, amp=cfg["amp"], device=device,
+                      hardware=hardware)
 
 
 def write_student(out_dir: Path, model: StudentClassifier, splits: dict[str, Split], cfg: dict, description: dict,
@@ -79,7 +81,8 @@ def write_student(out_dir: Path, model: StudentClassifier, splits: dict[str, Spl
             write_predictions(tmp / f"predictions_{name}.parquet", preds)
 
 
-def train_student(cfg: dict, manifest_dir: Path, out_dir: Path, live_dir: Path, stage: str) -> list[dict]:
+def train_student(cfg: dict, manifest_dir: Path, out_dir: Path, live_dir: Path, stage: str,
+                  hardware: Hardware = Hardware()) -> list[dict]:
     """Train, then write ``out_dir`` atomically: ``model.pt`` and ``predictions_{val,test}.parquet``."""
     splits = read_splits(manifest_dir)
     train = splits["train"]
@@ -91,8 +94,8 @@ def train_student(cfg: dict, manifest_dir: Path, out_dir: Path, live_dir: Path, 
     optimizer, scheduler = sgd([{"params": list(model.parameters())}], cfg)
     # Resume only from a checkpoint of this very config and data.
     key = resume.fingerprint(cfg, (manifest_dir / "classes.json").read_text(), train.image_ids.tolist())
-    history = fit(model, classifier_step, data["train"], data["val"], loop_config(cfg, device), optimizer, scheduler,
-                  resume.resume_dir(stage, key), live_dir, train.image_ids)
+    history = fit(model, classifier_step, data["train"], data["val"], loop_config(cfg, device, hardware), optimizer,
+                  scheduler, resume.resume_dir(stage, key), live_dir, train.image_ids)
     write_student(out_dir, model, splits, cfg, describe(cfg, history), device)
     resume.clear(stage)
     return history

@@ -28,7 +28,7 @@ from ..teacher_inputs import SplitProposals, resize_and_flip
 from .checkpoint import seed_everything
 from .device import resolve_device
 from .feature_bank import FeatureBank
-from .loop import LoopConfig, fit
+from .loop import Hardware, LoopConfig, fit
 from .rows import OffsetRows, locate
 
 TRAIN_SPLITS = ("train", "val")
@@ -97,7 +97,7 @@ def _bank(model: TWDet, cfg: dict, proposals: SplitProposals, folder: Path, devi
 
 
 def train_teacher(cfg: dict, manifest_dir: Path, proposals_dir: Path, out_dir: Path, live_dir: Path,
-                  stage: str, progress: bool = True) -> list[dict]:
+                  stage: str, progress: bool = True, hardware: Hardware = Hardware()) -> list[dict]:
     """Train, then write ``out_dir`` atomically: ``model.pt`` and ``model.json``.
 
     Proposals are read from ``proposals_dir / {train,val}.h5``. With ``freeze_backbone`` phi of every proposal is
@@ -134,7 +134,7 @@ def train_teacher(cfg: dict, manifest_dir: Path, proposals_dir: Path, out_dir: P
                                                            patience=cfg["lr_patience"])
     # Flips are the step's business (boxes flip with the image), so the loop's own image flip is off.
     loop = LoopConfig(epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-                      num_workers=cfg["num_workers"], hflip=False, amp=cfg["amp"], device=device)
+                      num_workers=cfg["num_workers"], hflip=False, amp=cfg["amp"], device=device, hardware=hardware)
     try:
         history = fit(model, step, datasets["train"], datasets["val"], loop, optimizer, scheduler, resume_dir,
                       live_dir, np.array(ids, np.int64))
