@@ -161,6 +161,13 @@ def _record(row_dir: Path, params: dict, extra: dict) -> dict:
     return metrics
 
 
+def _hardware(params: dict):
+    """The loop's loader and memory-layout settings (params' ``train``); a table trains in one process."""
+    from .train.loop import Hardware
+
+    return Hardware.from_params(params["train"])
+
+
 def run_plain_row(params: dict, ws: Workspace, data: str) -> dict:
     """Train (or reuse) the student without distillation (Eq. 10) with these settings."""
     from .train.student import train_student  # torch only when a row trains
@@ -169,7 +176,8 @@ def run_plain_row(params: dict, ws: Workspace, data: str) -> dict:
     row_dir = ws.experiments / "rows" / key
     if (done := _finished(row_dir)) is not None:
         return done
-    train_student(params["student"], ws.manifest, row_dir / "student", row_dir / "live", f"table-row-{key}")
+    train_student(params["student"], ws.manifest, row_dir / "student", row_dir / "live", f"table-row-{key}",
+                  _hardware(params))
     return _record(row_dir, params, {})
 
 
@@ -186,9 +194,10 @@ def run_distilled_row(params: dict, ws: Workspace, upstream: str) -> dict:
         return done
     if not (features_dir / "model.pt").is_file():
         train_features(student, distill["features"], ws.manifest, ws.cache, ws.teacher, features_dir,
-                       features_dir.with_name(f"{features_key}-live"), f"table-features-{features_key}")
+                       features_dir.with_name(f"{features_key}-live"), f"table-features-{features_key}",
+                       _hardware(params))
     train_distilled(student, distill["predictions"], ws.manifest, ws.cache, ws.teacher, features_dir,
-                    row_dir / "student", row_dir / "live", f"table-row-{row_key}")
+                    row_dir / "student", row_dir / "live", f"table-row-{row_key}", _hardware(params))
     return _record(row_dir, params, {"features": str(features_dir)})
 
 
