@@ -110,7 +110,7 @@ def plot_ap_gain(table: pd.DataFrame, path: Path) -> None:
     ax.axhline(0, color="black", linewidth=0.8)
     ax.set_xticks(slots, [f"{c} ({n})" for c, n in zip(table["class"], table["train_images"])], rotation=90)
     ax.set(ylabel="AP gain (points)", xlim=(-0.5, len(table) - 0.5),
-           title=f"Per-class AP gain of distillation (mean {table['gain'].mean():+.2f}); classes by training "
-                 "images, most first")
+           title=f"Per-class AP gain of distillation (mean {table['gain'].mean():+.2f})\nclasses by training "
+                 "images (in brackets), most first")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=_DPI)
