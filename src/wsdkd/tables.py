@@ -10,7 +10,6 @@ reuses every finished row (and every finished stage 1, which rows share when the
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import logging
 import statistics
@@ -118,10 +117,7 @@ def apply_overrides(params: dict, overrides: dict[str, Any], source: str) -> dic
 
 
 def _digest_files(paths: list[Path]) -> str:
-    digest = hashlib.sha256()
-    for path in paths:
-        digest.update(path.read_bytes())
-    return digest.hexdigest()[:16]
+    return resume.fingerprint([resume.file_digest(path) for path in paths])
 
 
 def upstream_identity(ws: Workspace, params: dict) -> tuple[str, str]:
