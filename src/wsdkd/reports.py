@@ -20,6 +20,16 @@ log = logging.getLogger(__name__)
 DESCRIPTION_FILE = "model.json"
 
 
+def evaluate_folder(folder: Path, cfg: dict):
+    """Headline numbers, per-class table and test predictions of a model folder's ``predictions_{val,test}``,
+    scored with the ``evaluate`` params ``cfg``."""
+    test = read_predictions(folder / "predictions_test.parquet")
+    val = read_predictions(folder / "predictions_val.parquet")
+    headline, table = evaluate(test, val, threshold=cfg["threshold"], top_k=cfg["top_k"],
+                               top_k_min_score=cfg["top_k_min_score"], grid=threshold_grid(*cfg["threshold_grid"]))
+    return headline, table, test
+
+
 def evaluate_models(models: dict[str, Path], cfg: dict, dataset_dir: Path, metrics_path: Path,
                     table_path: Path, plot_path: Path) -> dict:
     """``models`` maps a report name to a model folder holding ``predictions_{val,test}.parquet``."""
@@ -29,10 +39,7 @@ def evaluate_models(models: dict[str, Path], cfg: dict, dataset_dir: Path, metri
                                 "num_classes": len(dataset["class_names"])}}
     sections, curves = [], {}
     for name, folder in models.items():
-        test = read_predictions(folder / "predictions_test.parquet")
-        val = read_predictions(folder / "predictions_val.parquet")
-        headline, table = evaluate(test, val, threshold=cfg["threshold"], top_k=cfg["top_k"],
-                                   top_k_min_score=cfg["top_k_min_score"], grid=threshold_grid(*cfg["threshold_grid"]))
+        headline, table, test = evaluate_folder(folder, cfg)
         description = folder / DESCRIPTION_FILE
         model = json.loads(description.read_text()) if description.is_file() else {}
         report[name] = {"model": model, **headline}

@@ -23,9 +23,7 @@ from . import resume
 from .atomic import write_text_atomic
 from .config import validate_params
 from .errors import UserError
-from .evaluation import evaluate
-from .metrics import threshold_grid
-from .predictions import read_predictions
+from .reports import evaluate_folder
 
 log = logging.getLogger(__name__)
 
@@ -134,12 +132,9 @@ def reuses_dag(row: Row, row_params: dict, dag_params: dict) -> bool:
     return row.model == "teacher" or row_params == dag_params
 
 
-def _evaluate_folder(folder: Path, cfg: dict) -> dict:
-    test = read_predictions(folder / "predictions_test.parquet")
-    val = read_predictions(folder / "predictions_val.parquet")
-    headline, _ = evaluate(test, val, threshold=cfg["threshold"], top_k=cfg["top_k"],
-                           top_k_min_score=cfg["top_k_min_score"], grid=threshold_grid(*cfg["threshold_grid"]))
-    return headline
+def _headline(folder: Path, cfg: dict) -> dict:
+    """The headline metrics of a model folder, as the evaluate stage computes them."""
+    return evaluate_folder(folder, cfg)[0]
 
 
 def _finished(row_dir: Path) -> dict | None:
@@ -152,7 +147,7 @@ def _finished(row_dir: Path) -> dict | None:
 
 def _record(row_dir: Path, params: dict, extra: dict) -> dict:
     metrics = {"params": {k: params[k] for k in ("student", "distill")}, **extra,
-               **_evaluate_folder(row_dir / "student", params["evaluate"])}
+               **_headline(row_dir / "student", params["evaluate"])}
     write_text_atomic(row_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     return metrics
 
@@ -230,7 +225,7 @@ def run_table(runs: list[tuple[Row, int | None, dict]], dag_params: dict, ws: Wo
         log.info("row %s%s", row.name, "" if seed is None else f", seed {seed}")
         if reuses_dag(row, row_params, dag_params):
             folder = ws.dag[row.model]
-            metrics = {"dag": str(folder), **_evaluate_folder(folder, dag_params["evaluate"])}
+            metrics = {"dag": str(folder), **_headline(folder, dag_params["evaluate"])}
         elif row.model == "student_wo":
             metrics = run_plain_row(row_params, ws, data)
         else:
