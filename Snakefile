@@ -1,13 +1,11 @@
 # The pipeline's stages are defined once, in dvc.yaml; this file builds one Snakemake rule per DVC stage
 # (read through DVC's own parser), so `snakemake` and `dvc repro` run the same DAG on the same changes.
 #   snakemake --cores 8 reports/coco_metrics.json
-import shlex
-import subprocess
 import sys
 from pathlib import Path
 
 from wsdkd.config import load_params
-from wsdkd.dag import read_stages, snakemake_inputs, tracked_params_json
+from wsdkd.dag import read_stages, record_in_dvc_lock, snakemake_inputs, tracked_params_json
 from wsdkd.errors import UserError
 from wsdkd.workspace_lock import WorkspaceLock
 
@@ -51,9 +49,9 @@ onstart:
 def _record_in_dvc_lock():
     """Record what Snakemake built in dvc.lock, so that `dvc status` and `dvc repro` agree afterwards."""
     WORKSPACE.release()  # `dvc commit` takes the same lock
-    built = [spec.name for spec in STAGES if all(Path(out).exists() for out in spec.outs)]
-    if built:
-        subprocess.run(["dvc", "commit", "--force", "--quiet", *built], check=True)
+    # --touch builds nothing: its outputs may be stale for the current params, which dvc.lock must not claim.
+    if not workflow.touch:
+        record_in_dvc_lock(STAGES, workflow.basedir)
 
 
 onsuccess:

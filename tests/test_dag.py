@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsdkd.dag import StageSpec, read_stages, rule_name, snakemake_inputs, stage_edges
+from wsdkd.dag import StageSpec, read_stages, record_in_dvc_lock, rule_name, snakemake_inputs, stage_edges
 from wsdkd.errors import UserError
 
 from .conftest import PROJECT
@@ -68,9 +68,13 @@ def test_source_directories_become_their_files(tmp_path):
     assert snakemake_inputs(consumer, [producer, consumer], tmp_path) == ["pkg/a.py", "out", "x.py"]
 
 
+def _dvc_repo(root: Path) -> None:
+    subprocess.run(["git", "init", "-q"], cwd=root, check=True)
+    subprocess.run([str(BIN / "dvc"), "init", "-q"], cwd=root, check=True)
+
+
 def test_directory_meta_must_name_an_output(tmp_path):
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    subprocess.run([str(BIN / "dvc"), "init", "-q"], cwd=tmp_path, check=True)
+    _dvc_repo(tmp_path)
     (tmp_path / "params.yaml").write_text("a: 1\n")
     (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {
         "cmd": "true", "params": ["a"], "outs": ["o"], "meta": {"directories": ["elsewhere"]}}}}))
@@ -79,8 +83,7 @@ def test_directory_meta_must_name_an_output(tmp_path):
 
 
 def test_the_evaluation_reports_are_named_after_the_dataset(tmp_path):
-    subprocess.run(["git", "init", "-q"], cwd=tmp_path, check=True)
-    subprocess.run([str(BIN / "dvc"), "init", "-q"], cwd=tmp_path, check=True)
+    _dvc_repo(tmp_path)
     (tmp_path / "dvc.yaml").write_text((PROJECT / "dvc.yaml").read_text())
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     assert params["dataset"]["report_name"] == "coco", "the built-in data keeps reports/coco_*"
@@ -89,3 +92,20 @@ def test_the_evaluation_reports_are_named_after_the_dataset(tmp_path):
     (evaluate,) = [spec for spec in read_stages(tmp_path) if spec.name == "evaluate"]
     assert set(evaluate.outs) == {"reports/nuswide_metrics.json", "reports/nuswide_per_class.md", "reports/nuswide_pr.png"}
     assert "--prefix reports/nuswide " in evaluate.cmd + " "
+
+
+def test_recording_snakemakes_run_in_dvc_lock_leaves_the_outputs_untouched(tmp_path):
+    """Relinked outputs get new mtimes in commit order, which made the next `snakemake` rerun stages."""
+    _dvc_repo(tmp_path)
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "make": {"cmd": "true", "outs": ["a.bin"]},
+        "use": {"cmd": "true", "deps": ["a.bin"], "outs": ["b.bin"]}}}))
+    (tmp_path / "a.bin").write_bytes(bytes(range(256)) * 64)
+    before = (tmp_path / "a.bin").stat()
+    specs = read_stages(tmp_path)
+
+    assert record_in_dvc_lock(specs, tmp_path, str(BIN / "dvc")) == ["make"], "b.bin was never built"
+    after = (tmp_path / "a.bin").stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    lock = yaml.safe_load((tmp_path / "dvc.lock").read_text())
+    assert set(lock["stages"]) == {"make"} and lock["stages"]["make"]["outs"][0]["path"] == "a.bin"

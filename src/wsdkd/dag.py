@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -145,3 +146,16 @@ def snakemake_inputs(spec: StageSpec, specs: list[StageSpec], root: str | Path =
 def tracked_params_json(spec: StageSpec) -> str:
     """The stage's tracked params as canonical JSON: Snakemake reruns the rule when this string changes."""
     return json.dumps(spec.params, sort_keys=True)
+
+
+def record_in_dvc_lock(specs: list[StageSpec], root: str | Path = ".", dvc: str = "dvc") -> list[str]:
+    """Record in ``dvc.lock`` every stage whose outputs all exist (what Snakemake built), leaving the outputs be.
+
+    ``dvc commit`` by default relinks each output from the cache, which gives the file a new inode and a new
+    mtime in commit order; Snakemake compares mtimes, so an input relinked after its output would make the
+    next ``snakemake`` rerun a stage that is up to date. ``--no-relink`` keeps the workspace untouched.
+    Returns the names of the stages recorded."""
+    built = [spec.name for spec in specs if all((Path(root) / out).exists() for out in spec.outs)]
+    if built:
+        subprocess.run([dvc, "commit", "--force", "--no-relink", "--quiet", *built], cwd=root, check=True)
+    return built
