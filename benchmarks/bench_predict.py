@@ -1,7 +1,7 @@
 """Throughput of ``wsdkd predict`` against a bare forward pass of the same student, and against the teacher.
 
-Three timings over the same N synthetic JPEGs, each the best of ``--repeats`` interleaved rounds (the best,
-because on a shared machine other work only ever slows a round down):
+Three timings over the same N JPEGs (synthesised, or your own photos with ``--photos``), each the best of
+``--repeats`` interleaved rounds (the best, because on a shared machine other work only ever slows a round down):
 
 - bare forward: ``model(x)`` + sigmoid in a loop over batches preloaded on the device;
 - predict, decode excluded: the predict path's model part (``score_batches``: host-to-device copy, autocast,
@@ -15,9 +15,12 @@ Then the paper's efficiency claim: the student's whole predict path (decode incl
 (decode, region proposals, squash, RoI pooling, both streams), each through its model file and ``predict_files``,
 on the first ``--teacher-images`` photos, at the paper's sizes (VGG16 both, student 224, teacher 672,
 ``--paper-proposals`` boxes) and at the built-in defaults of params.yaml (random weights: timing only).
+EdgeBoxes' cost depends on the edges a photo has, so the teacher is timed fairly only on real photos: pass
+``--photos`` a folder of them (e.g. COCO's val2017).
 
     python benchmarks/bench_predict.py [--images 16] [--batch-size 32] [--input-size 224] [--device auto]
                                        [--teacher-images 16] [--teacher-batch-size 4] [--paper-proposals 500]
+                                       [--photos FOLDER]
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ import numpy as np
 import torch
 from PIL import Image
 from torch.utils.data import DataLoader
+from torch.utils.flop_counter import FlopCounterMode
 
 from wsdkd.config import load_params
 from wsdkd.models.backbones import build_backbone
@@ -68,6 +72,14 @@ def write_photos(folder: Path, count: int, seed: int = 0) -> list[Path]:
         path = folder / f"{i:05d}.jpg"
         Image.fromarray(coarse).resize(PHOTO_SIZE, Image.BILINEAR).save(path, quality=JPEG_QUALITY)
         paths.append(path)
+    return paths
+
+
+def read_photos(folder: Path, count: int) -> list[Path]:
+    """The first ``count`` JPEGs of ``folder`` in name order, so every run times the same photos."""
+    paths = sorted(p for p in folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg"))[:count]
+    if len(paths) < count:
+        raise SystemExit(f"error: {folder}: {count} JPEG photos needed, found {len(paths)}")
     return paths
 
 
@@ -139,20 +151,33 @@ def teacher_speedup(teacher: Callable[[Sequence[Path]], object], paths: Sequence
     return speedup
 
 
+def flops_per_image(run: Callable[[Sequence[Path]], object], path: Path) -> float:
+    """Floating-point operations of one image's whole path (convs and matmuls: all but a sliver of the work)."""
+    with FlopCounterMode(display=False) as counter:
+        run([path])
+    return float(counter.get_total_flops())
+
+
 def compare_with_teacher(title: str, student: StudentPredictor, teacher: Predictor, paths: Sequence[Path],
                          batch_size: int, teacher_batch_size: int, repeats: int, device: torch.device) -> float:
     """Both whole predict paths on ``paths`` after a one-image warm-up: the student best of ``repeats``, the
-    teacher (tens of times slower, so little disturbed by bursts of load) once."""
+    teacher (tens of times slower, so little disturbed by bursts of load) once. Then the two models' FLOPs per
+    image, whose ratio is the speed-up the timings would show if both ran at the same FLOP rate."""
     print(title)
     time_predict_files(student, paths[:1], batch_size, device)
     student_s = min(time_predict_files(student, paths, batch_size, device) for _ in range(repeats))
     print(f"student (whole predict path)       {len(paths) / student_s:9.2f} images/s")
 
-    def teacher_run(batch: Sequence[Path]) -> list:
-        return list(predict_files(teacher, batch, len(batch), device))
+    def whole_path(predictor: Predictor) -> Callable[[Sequence[Path]], list]:
+        return lambda batch: list(predict_files(predictor, batch, len(batch), device))
 
+    student_run, teacher_run = whole_path(student), whole_path(teacher)
     teacher_run(paths[:1])
-    return teacher_speedup(teacher_run, paths, teacher_batch_size, len(paths) / student_s)
+    speedup = teacher_speedup(teacher_run, paths, teacher_batch_size, len(paths) / student_s)
+    student_flops, teacher_flops = flops_per_image(student_run, paths[0]), flops_per_image(teacher_run, paths[0])
+    print(f"FLOPs per image: student {student_flops / 1e9:.1f} G, teacher {teacher_flops / 1e9:.1f} G: "
+          f"{teacher_flops / student_flops:.1f}x the work")
+    return speedup
 
 
 def main() -> None:
@@ -167,13 +192,16 @@ def main() -> None:
     parser.add_argument("--teacher-images", type=int, default=16, help="photos in the student-vs-teacher timings")
     parser.add_argument("--teacher-batch-size", type=int, default=4)
     parser.add_argument("--paper-proposals", type=int, default=500, help="proposals per image at the paper's sizes")
+    parser.add_argument("--photos", type=Path, default=None,
+                        help="a folder of real JPEG photos to time on (default: synthesised 640x480 JPEGs)")
     args = parser.parse_args()
     device = resolve_device(args.device, "--device")
     params = load_params(PARAMS)
 
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        paths = write_photos(folder, max(args.images, args.teacher_images))
+        count = max(args.images, args.teacher_images)
+        paths = read_photos(args.photos, count) if args.photos else write_photos(folder, count)
         predictor = student_predictor(folder, args.backbone, args.input_size)
         model, meta = predictor.model.to(device), predictor.meta
         decoded = list(DataLoader(ImageFiles(paths[:args.images], args.input_size, meta["mean"], meta["std"]),
@@ -190,7 +218,8 @@ def main() -> None:
 
         n = args.images
         threads = torch.get_num_threads() if device.type == "cpu" else "-"
-        print(f"{args.backbone} student, {n} images {PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG -> {args.input_size}x"
+        source = f"photos of {args.photos}" if args.photos else f"{PHOTO_SIZE[0]}x{PHOTO_SIZE[1]} JPEG"
+        print(f"{args.backbone} student, {n} images ({source}) -> {args.input_size}x"
               f"{args.input_size}, batch {args.batch_size}, device {device} (torch threads {threads}), "
               f"best of {args.repeats}")
         print(f"bare forward (preloaded tensors)   {n / best['bare']:9.1f} images/s")
