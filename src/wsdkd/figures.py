@@ -24,7 +24,10 @@ from .errors import UserError
 from .predictions import Predictions
 
 RIGHT, WRONG, BOX = "tab:blue", "tab:red", "yellow"
-_TILE_INCHES, _TEXT_INCHES, _TITLE_INCHES, _COLUMNS, _DPI = 3.0, 0.6, 0.4, 3, 120
+_TILE_INCHES, _TITLE_INCHES, _COLUMNS, _DPI = 3.0, 0.4, 3, 120
+# Figure 3's labels, in points from the image's lower left corner: two columns (w/o, w/), a label per line, so
+# long class names ("parking meter", "tennis racket") never run into each other.
+_LABEL_POINTS, _LINE_POINTS, _COLUMN_POINTS, _PAD_POINTS = 8, 11, 100, 4
 
 
 def top_boxes(boxes: np.ndarray, objectness: np.ndarray, selected: np.ndarray, num_selected: int,
@@ -56,12 +59,13 @@ def plot_examples(split: Split, cache_path: Path, without: Predictions, with_: P
     rows_wo = _rows_by_id(without, split.image_ids[picks], "without-distillation predictions")
     rows_w = _rows_by_id(with_, split.image_ids[picks], "with-distillation predictions")
     grid_rows = -(-len(picks) // _COLUMNS)
-    height = grid_rows * (_TILE_INCHES + _TEXT_INCHES) + _TITLE_INCHES
+    text_inches = (2 * _PAD_POINTS + _LINE_POINTS * (top_k + 1)) / 72
+    height = grid_rows * (_TILE_INCHES + text_inches) + _TITLE_INCHES
     fig = Figure(figsize=(_COLUMNS * _TILE_INCHES, height))
     FigureCanvasAgg(fig)
     # Fixed margins, not constrained layout: it ignores the label lines drawn under each image and would crop them.
-    fig.subplots_adjust(left=0.01, right=0.99, top=1 - _TITLE_INCHES / height, bottom=_TEXT_INCHES / height,
-                        wspace=0.05, hspace=_TEXT_INCHES / _TILE_INCHES)
+    fig.subplots_adjust(left=0.01, right=0.99, top=1 - _TITLE_INCHES / height, bottom=text_inches / height,
+                        wspace=0.05, hspace=text_inches / _TILE_INCHES)
     axes = np.atleast_1d(fig.subplots(grid_rows, _COLUMNS)).ravel()
     names = split.class_names
     with TeacherCache(cache_path) as cache:
@@ -74,11 +78,14 @@ def plot_examples(split: Split, cache_path: Path, without: Predictions, with_: P
                                             num_boxes):
                 ax.add_patch(Rectangle((x1, y1), x2 - x1, y2 - y1, fill=False, edgecolor=BOX, linewidth=1.2))
             ax.set_xticks([]), ax.set_yticks([])
-            for line, (title, preds, row) in enumerate((("w/o", without, r_wo), ("w/", with_, r_w))):
-                ax.text(0.0, -0.04 - 0.08 * line, f"{title}:", transform=ax.transAxes, va="top", fontsize=8)
-                for slot, (c, score, right) in enumerate(top_labels(preds.scores[row], preds.labels[row], top_k)):
-                    ax.text(0.14 + 0.29 * slot, -0.04 - 0.08 * line, f"{names[c]} {score:.2f}",
-                            transform=ax.transAxes, va="top", fontsize=8, color=RIGHT if right else WRONG)
+            for column, (title, preds, row) in enumerate((("w/o", without, r_wo), ("w/", with_, r_w))):
+                labels = [(f"{title}:", "black")] + [
+                    (f"{names[c]} {score:.2f}", RIGHT if right else WRONG)
+                    for c, score, right in top_labels(preds.scores[row], preds.labels[row], top_k)]
+                for line, (text, color) in enumerate(labels):
+                    ax.annotate(text, (0, 0), xycoords="axes fraction", textcoords="offset points", va="top",
+                                xytext=(column * _COLUMN_POINTS, -_PAD_POINTS - line * _LINE_POINTS),
+                                fontsize=_LABEL_POINTS, color=color)
     for ax in axes[len(picks):]:
         ax.set_axis_off()
     fig.suptitle(f"Teacher's top-{num_boxes} boxes by objectness s'; student's top-{top_k} labels without (w/o) "
