@@ -114,10 +114,11 @@ def test_other_feature_methods_train_the_convs_and_leave_the_classifier(method, 
 
 
 def test_cached_features_are_used_only_where_they_apply():
-    cfg = {"roi_source": "selected", "hflip": False, "teacher_features": "auto"}
+    cfg = {"method": "roi", "roi_source": "selected", "hflip": False, "teacher_features": "auto"}
     assert uses_cached_features(cfg, cache_has_features=True)
     assert not uses_cached_features(cfg, cache_has_features=False)
     assert not uses_cached_features({**cfg, "hflip": True}, cache_has_features=True)
+    assert not uses_cached_features({**cfg, "method": "fitnets"}, cache_has_features=True)
     assert not uses_cached_features({**cfg, "teacher_features": "online"}, cache_has_features=True)
     with pytest.raises(Exception, match="cache serves only"):
         uses_cached_features({**cfg, "roi_source": "all", "teacher_features": "cache"}, True)

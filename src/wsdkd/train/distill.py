@@ -263,13 +263,14 @@ def _frozen_teacher(model_dir: Path, device: torch.device, class_names: list[str
 def uses_cached_features(cfg: dict, cache_has_features: bool) -> bool:
     """Whether stage 1 reads the teacher's RoI features from the cache rather than running the teacher online.
 
-    The cache holds the selected rows' features of unflipped images, so it serves only that case.
+    The cache holds the selected rows' RoI features of unflipped images, so it serves only that case (not
+    FitNets, whose hint is a whole feature map).
     """
-    servable = cfg["roi_source"] == "selected" and not cfg["hflip"]
+    servable = cfg["method"] == "roi" and cfg["roi_source"] == "selected" and not cfg["hflip"]
     if cfg["teacher_features"] == "cache":
         if not servable:
-            raise UserError("distill.features.teacher_features: cache serves only roi_source: selected without "
-                            "hflip; use auto or online")
+            raise UserError("distill.features.teacher_features: cache serves only method: roi with roi_source: "
+                            "selected and no hflip; use auto or online")
         return True
     return cfg["teacher_features"] == "auto" and servable and cache_has_features
 
