@@ -11,18 +11,14 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import torch
 from torch.utils.data import DataLoader
 
-from wsdkd.config import load_params
+from dag_outputs import add_arguments, open_outputs
 from wsdkd.models.backbones import build_backbone
 from wsdkd.models.student import StudentClassifier
-from wsdkd.train.device import resolve_device
-from wsdkd.train.distill import (FeatureStep, FeatureStudent, _datasets, _frozen_teacher, _open_parts,
-                                 feature_adapter)
-from wsdkd.train.student import read_splits
+from wsdkd.train.distill import FeatureStep, FeatureStudent, _datasets, feature_adapter
 
 
 def time_steps(step: FeatureStep, model: FeatureStudent, batches: list, device: torch.device) -> float:
@@ -43,19 +39,13 @@ def time_steps(step: FeatureStep, model: FeatureStudent, batches: list, device: 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml")
-    parser.add_argument("--manifest", type=Path, default=Path("data/dataset"))
-    parser.add_argument("--cache", type=Path, default=Path("data/teacher_cache"))
-    parser.add_argument("--teacher", type=Path, default=Path("models/teacher"))
+    add_arguments(parser)
     parser.add_argument("--steps", type=int, default=8)
     args = parser.parse_args()
-    params = load_params(args.params)
-    student_cfg, cfg = params["student"], {**params["distill"]["features"], "method": "roi", "hflip": False}
-    device = resolve_device(student_cfg["device"], "student.device")
     torch.manual_seed(0)
-    splits = read_splits(args.manifest)
-    teacher = _frozen_teacher(args.teacher, device)
-    parts = _open_parts(splits, args.cache, teacher)
+    params, splits, teacher, parts = open_outputs(args)
+    student_cfg, cfg = params["student"], {**params["distill"]["features"], "method": "roi", "hflip": False}
+    device = next(teacher.parameters()).device
     if not parts[0].targets.cache.has_features:
         raise SystemExit(f"{args.cache}: no cached features; build the cache with cache.cache_features: true")
     student = StudentClassifier(build_backbone(student_cfg["backbone"], "student.backbone"),

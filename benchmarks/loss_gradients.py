@@ -23,13 +23,12 @@ from pathlib import Path
 import torch
 from torch.utils.data import DataLoader
 
-from wsdkd.config import load_params
+from dag_outputs import add_arguments, open_outputs
 from wsdkd.models.backbones import build_backbone
 from wsdkd.models.student import StudentClassifier
-from wsdkd.train.distill import (DistilledStudent, FeatureStep, FeatureStudent, PredictionStep, _datasets,
-                                 _frozen_teacher, _open_parts, feature_adapter, uses_cached_features)
 from wsdkd.tables import apply_overrides, load_tables
-from wsdkd.train.student import read_splits
+from wsdkd.train.distill import (DistilledStudent, FeatureStep, FeatureStudent, PredictionStep, _datasets,
+                                 feature_adapter, uses_cached_features)
 
 
 def gradient(loss: torch.Tensor, parameters: list[torch.nn.Parameter]) -> torch.Tensor:
@@ -76,18 +75,12 @@ def fresh_student(student_cfg: dict, num_classes: int) -> StudentClassifier:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--params", default="params.yaml")
+    add_arguments(parser)
     parser.add_argument("--tables", type=Path, default=Path("workflow/tables.yaml"))
-    parser.add_argument("--manifest", type=Path, default=Path("data/dataset"))
-    parser.add_argument("--cache", type=Path, default=Path("data/teacher_cache"))
-    parser.add_argument("--teacher", type=Path, default=Path("models/teacher"))
     parser.add_argument("--batches", type=int, default=4)
     args = parser.parse_args()
-    params = load_params(args.params)
     rows, _ = load_tables(args.tables)
-    splits = read_splits(args.manifest)
-    teacher = _frozen_teacher(args.teacher, torch.device("cpu"), splits["train"].class_names)
-    parts = _open_parts(splits, args.cache, teacher)
+    params, splits, teacher, parts = open_outputs(args, torch.device("cpu"))
     student_cfg = params["student"]
     probe = fresh_student(student_cfg, splits["train"].num_classes).backbone
     train = _datasets(splits, student_cfg["input_size"], probe.mean, probe.std)["train"]
