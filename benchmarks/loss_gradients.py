@@ -55,15 +55,15 @@ def stage1(student_cfg: dict, cfg: dict, parts, teacher, batches: list) -> str:
 def stage2(student_cfg: dict, cfg: dict, parts, teacher, batches: list) -> str:
     num_classes = len(parts[0].targets.split.class_names)
     num_proposals = int(parts[0].targets.cache.read("prior", 0).shape[0])
-    norms = []
+    grads = []
     for change in ({"soft_loss": "none", "attention_weight": 0.0}, {}):
         run = {**cfg, **change}
         model = DistilledStudent(fresh_student(student_cfg, num_classes), num_classes, num_proposals, run).train()
         step = PredictionStep(parts, run, teacher if run["attention_weight"] > 0 else None, hflip=False)
         weights = list(model.student.parameters())
-        norms.append([gradient(step(model, *batch)["loss"], weights) for batch in batches])
-    bce = sum(g.norm().item() for g in norms[0]) / len(batches)
-    soft = sum((g - b).norm().item() for g, b in zip(norms[1], norms[0])) / len(batches)
+        grads.append([gradient(step(model, *batch)["loss"], weights) for batch in batches])
+    bce = sum(g.norm().item() for g in grads[0]) / len(batches)
+    soft = sum((g - b).norm().item() for g, b in zip(grads[1], grads[0])) / len(batches)
     attention = f" + attention x {cfg['attention_weight']:g}" if cfg["attention_weight"] > 0 else ""
     return f"BCE |grad| {bce:.4g}; {cfg['soft_loss']} (lambda {cfg['lam']:g}){attention} adds |grad| {soft:.4g}"
 
