@@ -67,14 +67,31 @@ class Workspace:
         path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-def scratch_workspace(root: Path) -> Workspace:
-    """A git repository at ``root`` holding this working tree's files, with the tiny params."""
-    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=PROJECT,
+def run_outputs(source: Path) -> set[str]:
+    """What running the DAG leaves in ``source``, files or folders, which a scratch workspace must not inherit:
+    every stage output, DVC's ``.gitignore`` beside them, ``dvc.lock`` and the stage logs, tracked or not (the
+    reference run commits some of them)."""
+    from wsdkd.dag import LOG_DIR, read_stages
+
+    outs = {out for spec in read_stages(source) for out in spec.outs}
+    return outs | {"dvc.lock", LOG_DIR} | {str(Path(out).parent / ".gitignore") for out in outs if "/" in out}
+
+
+def source_files(source: Path) -> list[str]:
+    """The files of ``source``'s working tree, uncommitted work included, less the outputs of any run there: so
+    `make run` then `make test` in one checkout tests the same as in a fresh clone."""
+    files = subprocess.run(["git", "ls-files", "--cached", "--others", "--exclude-standard"], cwd=source,
                            capture_output=True, text=True, check=True).stdout.split()
-    for name in files:
-        if (PROJECT / name).is_file():
-            (root / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(PROJECT / name, root / name)
+    outputs = run_outputs(source)
+    return [name for name in files if (source / name).is_file()
+            and not any(name == out or name.startswith(out + "/") for out in outputs)]
+
+
+def scratch_workspace(root: Path, source: Path = PROJECT) -> Workspace:
+    """A git repository at ``root`` holding ``source``'s files (:func:`source_files`), with the tiny params."""
+    for name in source_files(source):
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(source / name, root / name)
     params = tiny_params(yaml.safe_load((root / "params.yaml").read_text()))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     ws = Workspace(root)
