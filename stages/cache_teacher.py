@@ -16,8 +16,8 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("models/teacher"), help="train_teacher's folder")
     parser.add_argument("--out", type=Path, default=Path("data/teacher_cache"), help="writes {split}.h5 here")
     args = parser.parse_args()
-    start_logging()
     params = load_params(args.params)
+    start_logging(params)
     with remade_if_damaged(upstream_outputs(args)):
         cache_teacher(params["teacher"], params["cache"], args.manifest, args.proposals, args.model, args.out)
 

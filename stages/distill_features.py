@@ -18,8 +18,8 @@ def main() -> None:
     parser.add_argument("--live", type=Path, default=Path("reports/student_features"), help="dvclive folder")
     parser.add_argument("--stage", default="distill_features", help="names the resume folder")
     args = parser.parse_args()
-    start_logging()
     params = load_params(args.params)
+    start_logging(params)
     hardware = start_training(params)
     with remade_if_damaged(upstream_outputs(args)):
         train_features(params["student"], params["distill"]["features"], args.manifest, args.cache, args.teacher,

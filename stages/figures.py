@@ -20,8 +20,9 @@ def main() -> None:
     parser.add_argument("--figure3", type=Path, default=Path("reports/figure3.png"))
     parser.add_argument("--figure4", type=Path, default=Path("reports/figure4.png"))
     args = parser.parse_args()
-    start_logging()
-    cfg = load_params(args.params)["figures"]
+    params = load_params(args.params)
+    start_logging(params)
+    cfg = params["figures"]
     test = read_split(args.manifest, "test")
     without = read_predictions(args.without / "predictions_test.parquet")
     with_ = read_predictions(args.with_ / "predictions_test.parquet")

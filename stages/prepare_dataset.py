@@ -19,8 +19,9 @@ def main() -> None:
     parser.add_argument("--samples", type=Path, default=Path("reports/dataset_samples.png"),
                         help="a contact sheet of training images with their ground-truth boxes or labels")
     args = parser.parse_args()
-    start_logging()
-    prepare_dataset(load_params(args.params)["dataset"], args.out)
+    params = load_params(args.params)
+    start_logging(params)
+    prepare_dataset(params["dataset"], args.out)
     render_samples(read_split(args.out, "train"), args.samples)
 
 

@@ -19,8 +19,8 @@ def main() -> None:
     parser.add_argument("--live", type=Path, default=Path("reports/student_w"), help="dvclive folder")
     parser.add_argument("--stage", default="train_distilled", help="names the resume folder")
     args = parser.parse_args()
-    start_logging()
     params = load_params(args.params)
+    start_logging(params)
     hardware = start_training(params)
     with remade_if_damaged(upstream_outputs(args)):
         train_distilled(params["student"], params["distill"]["predictions"], args.manifest, args.cache, args.teacher,

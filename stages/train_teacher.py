@@ -17,8 +17,8 @@ def main() -> None:
     parser.add_argument("--live", type=Path, default=Path("reports/teacher"), help="dvclive folder")
     parser.add_argument("--stage", default="train_teacher", help="names the resume folder")
     args = parser.parse_args()
-    start_logging()
     params = load_params(args.params)
+    start_logging(params)
     hardware = start_training(params)
     with remade_if_damaged(upstream_outputs(args)):
         train_teacher(params["teacher"], args.manifest, args.proposals, args.out, args.live, args.stage,

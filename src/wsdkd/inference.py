@@ -5,11 +5,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from .data.images import SquareImages
 from .data.manifest import Split
 from .predictions import Predictions
+from .progress import progress_bar
 from .train.device import autocast
 
 
@@ -20,7 +20,7 @@ def predict_split(model: torch.nn.Module, split: Split, input_size: int, mean, s
     loader = DataLoader(SquareImages(split, input_size, mean, std), batch_size=batch_size,
                         num_workers=num_workers, pin_memory=device.type == "cuda")
     scores = []
-    for images, _, _ in tqdm(loader, desc=f"predict {split.name}", leave=False, dynamic_ncols=True):
+    for images, _, _ in progress_bar(loader, desc=f"predict {split.name}", leave=False, dynamic_ncols=True):
         with autocast(device, amp):
             logits = model(images.to(device, non_blocking=True))
         scores.append(torch.sigmoid(logits.float()).cpu().numpy())

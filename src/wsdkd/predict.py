@@ -18,11 +18,11 @@ from typing import Any, Iterable, Iterator, NamedTuple, Sequence
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, default_collate
-from tqdm import tqdm
 
 from .data.images import load_rgb, square_input
 from .errors import UserError
 from .models.student import StudentClassifier, load_student
+from .progress import progress_bar
 from .train.device import autocast
 
 # What a folder is searched for; a file named on the command line is tried whatever its suffix.
@@ -165,7 +165,7 @@ def predict_files(predictor: Predictor, paths: Sequence[Path], batch_size: int, 
     dataset = predictor.dataset(paths)
     loader = DataLoader(dataset, batch_size=batch_size, num_workers=workers, collate_fn=collate_readable,
                         pin_memory=device.type == "cuda")
-    with tqdm(total=len(dataset), unit="img", desc="predict", disable=not progress, leave=False,
+    with progress_bar(total=len(dataset), unit="img", desc="predict", disable=not progress, leave=False,
               dynamic_ncols=True) as bar:
         for batch, scores in score_batches(predictor, loader, device, amp):
             outcomes: dict[int, ImageScores | ImageFailure] = {

@@ -7,6 +7,7 @@ import argparse
 import logging
 from pathlib import Path
 
+from . import progress
 from .data.manifest import SPLITS
 
 
@@ -18,8 +19,10 @@ def stage_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def start_logging() -> None:
+def start_logging(params: dict) -> None:
+    """Log lines people can read, and progress bars that suit the stage's output (params' ``progress``)."""
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
+    progress.configure(params["progress"])
 
 
 # Which stage of dvc.yaml writes the upstream output that each stage flag names.

@@ -8,11 +8,11 @@ from typing import Iterator
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from .data.images import SquareImages
 from .data.manifest import Split
 from .models.wsddn import TWDet, image_scores, objectness, two_stream_scores
+from .progress import progress_bar
 from .teacher_inputs import SplitProposals
 from .train.device import autocast
 
@@ -42,7 +42,7 @@ def run_teacher(model: TWDet, split: Split, proposals: SplitProposals, size: int
     model.eval().to(device)
     loader = DataLoader(SquareImages(split, size, model.mean, model.std), batch_size=batch_size,
                         num_workers=num_workers, pin_memory=device.type == "cuda")
-    for images, _, index in tqdm(loader, desc=f"teacher {split.name}", leave=False, disable=not progress):
+    for images, _, index in progress_bar(loader, desc=f"teacher {split.name}", leave=False, disable=not progress):
         indices = index.numpy()
         original, prior_np, num_real = proposals.original(indices)
         boxes, prior, valid = proposals.to_input(indices, original, prior_np, num_real, size, device=device)

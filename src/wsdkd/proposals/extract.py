@@ -16,9 +16,9 @@ from typing import Any, Sequence
 
 import cv2
 import numpy as np
-from tqdm import tqdm
 
 from ..errors import UserError
+from ..progress import progress_bar
 from ..resume import fingerprint
 from .boxes import fit_proposals
 from .sources import ProposalSource, make_source
@@ -100,7 +100,7 @@ def extract_shards(image_ids: Sequence[int], paths: Sequence[str | Path], cfg: d
              for start in range(0, len(image_ids), size)]
     todo = [task for task in tasks if not ProposalReader.finished(task.path)]
     done = len(image_ids) - sum(len(task.image_ids) for task in todo)
-    with tqdm(total=len(image_ids), initial=done, unit="img", desc="proposals", disable=not progress) as bar:
+    with progress_bar(total=len(image_ids), initial=done, unit="img", desc="proposals", disable=not progress) as bar:
         if workers <= 1 or len(todo) <= 1:
             _start_worker(cfg)
             for task in todo:

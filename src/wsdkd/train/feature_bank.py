@@ -17,11 +17,11 @@ import h5py
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
-from tqdm import tqdm
 
 from ..atomic import atomic_path
 from ..data.images import SquareImages
 from ..models.wsddn import TWDet
+from ..progress import progress_bar
 from ..teacher_inputs import SplitProposals
 from . import distributed
 from .device import autocast
@@ -66,7 +66,7 @@ class FeatureBank:
                             num_workers=self.num_workers, pin_memory=self.device.type == "cuda")
         with atomic_path(path) as tmp, h5py.File(tmp, "w") as file:
             stored = None
-            for images, _, index in tqdm(loader, desc=f"phi {path.stem}", leave=False, disable=not progress):
+            for images, _, index in progress_bar(loader, desc=f"phi {path.stem}", leave=False, disable=not progress):
                 indices = index.numpy()
                 flips = torch.full((len(indices),), flip)
                 boxes, _, _ = self.proposals.batch(indices, scale, flips, self.device)
