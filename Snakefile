@@ -1,6 +1,7 @@
 # The pipeline's stages are defined once, in dvc.yaml; this file builds one Snakemake rule per DVC stage
 # (read through DVC's own parser), so `snakemake` and `dvc repro` run the same DAG on the same changes.
 #   snakemake --cores 8 reports/coco_metrics.json
+#   snakemake --report reports/report.html      (the figures and metrics, with the captions of workflow/report/)
 import sys
 from pathlib import Path
 
@@ -9,29 +10,56 @@ from wsdkd.dag import read_stages, record_in_dvc_lock, snakemake_inputs, tracked
 from wsdkd.errors import UserError
 from wsdkd.workspace_lock import WorkspaceLock
 
-load_params(Path(workflow.basedir) / "params.yaml")  # stop on a bad param before any job starts
+# Stop on a bad param before any job starts.
+load_params(Path(workflow.basedir) / "params.yaml")
 
 STAGES = read_stages(workflow.basedir)
 
 
+report: "workflow/report/workflow.rst"
+
+
+def outputs(spec):
+    """A stage's outputs as Snakemake declares them: folders as directory(), reported ones wrapped in report()."""
+    declared = []
+    for out in spec.outs:
+        path = directory(out) if out in spec.directories else out
+        declared.append(report(path, **spec.report[out]) if out in spec.report else path)
+    return declared
+
+
 rule all:
     default_target: True
-    input: [out for spec in STAGES for out in spec.outs]
+    input:
+        [out for spec in STAGES for out in spec.outs],
 
 
 for spec in STAGES:
 
     rule:
-        name: spec.rule_name
-        input: snakemake_inputs(spec, STAGES, workflow.basedir)
-        output: [directory(out) if out in spec.directories else out for out in spec.outs]
+        name:
+            spec.rule_name
+        input:
+            snakemake_inputs(spec, STAGES, workflow.basedir),
+        output:
+            outputs(spec),
+        log:
+            spec.log,
+        # The same environment for every stage: `--software-deployment-method conda` builds it once per cluster.
+        conda:
+            "environment.yml"
+        threads: spec.threads
+        resources:
+            **spec.resources,
         # Values, not closures: the loop variable would otherwise be read late, after the loop ended.
         params:
             cmd=spec.cmd,
             tracked=tracked_params_json(spec),
-        threads: spec.threads
-        resources: **spec.resources
-        shell: "{params.cmd}"
+            stage=spec.name,
+        # Everything the stage prints goes to its log; the console keeps the stage's last line (its result), and
+        # on failure the log's tail, where the stage's one-line error is.
+        shell:
+            '({params.cmd}) > {log} 2>&1 || {{ tail -n 20 {log} >&2; exit 1; }}; echo "{params.stage}: $(tail -n 1 {log})"'
 
 
 # Held from the first job to the last: `dvc repro` or a second snakemake here is refused, not interleaved.

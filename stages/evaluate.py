@@ -1,4 +1,5 @@
-"""Stage `evaluate`: every metric of METHOD.md §7 for each model, as DVC metrics, a table and a plot."""
+"""Stage `evaluate`: every metric of METHOD.md §7 for each model: the compared ones as DVC metrics, all of them
+in a report, a table, a plot and the plots' data."""
 
 import argparse
 from pathlib import Path
@@ -23,15 +24,15 @@ def main() -> None:
     parser.add_argument("--dataset", type=Path, default=Path("data/dataset"))
     parser.add_argument("--model", type=_named_folder, action="append", required=True,
                         help="NAME=FOLDER with predictions_{val,test}.parquet; repeat for several models")
-    parser.add_argument("--prefix", default="reports/coco", help="writes PREFIX_metrics.json, _per_class.md, _pr.png")
+    parser.add_argument("--prefix", default="reports/coco",
+                        help="writes PREFIX_metrics.json, _evaluation.json, _per_class.md, _pr.png and _plots/")
     args = parser.parse_args()
-    start_logging()
+    params = load_params(args.params)
+    start_logging(params)
     models = dict(args.model)
     if len(models) != len(args.model):
         raise UserError("--model: the same NAME is given twice")
-    prefix = args.prefix
-    evaluate_models(models, load_params(args.params)["evaluate"], args.dataset, Path(f"{prefix}_metrics.json"),
-                    Path(f"{prefix}_per_class.md"), Path(f"{prefix}_pr.png"))
+    evaluate_models(models, params["evaluate"], args.dataset, args.prefix)
 
 
 if __name__ == "__main__":

@@ -1,8 +1,10 @@
-"""Stage `evaluate_teacher`: the teacher's image predictions (for `evaluate`) and its CorLoc / box AP."""
+"""Stage `evaluate_teacher`: the teacher's image predictions (for `evaluate`), its detection report, and its
+CorLoc / box AP as DVC metrics."""
 
 from pathlib import Path
 
 from wsdkd.atomic import atomic_path
+from wsdkd.compared import teacher_metrics
 from wsdkd.cache import TeacherCache
 from wsdkd.config import load_params
 from wsdkd.data.manifest import read_split
@@ -23,10 +25,14 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=Path("models/teacher"), help="train_teacher's folder")
     parser.add_argument("--out", type=Path, default=Path("models/teacher_predictions"),
                         help="folder for predictions_{val,test}.parquet")
-    parser.add_argument("--detection", type=Path, default=Path("reports/teacher_detection.json"))
+    parser.add_argument("--detection", type=Path, default=Path("reports/teacher_detection.json"),
+                        help="every detection number per split (a plain report)")
+    parser.add_argument("--metrics", type=Path, default=Path("reports/teacher_metrics.json"),
+                        help="CorLoc and box AP per split (DVC metrics)")
     args = parser.parse_args()
-    start_logging()
-    cfg = load_params(args.params)["evaluate"]
+    params = load_params(args.params)
+    start_logging(params)
+    cfg = params["evaluate"]
     report = {}
     with remade_if_damaged(upstream_outputs(args)), atomic_path(args.out) as tmp:
         tmp.mkdir(parents=True)
@@ -38,6 +44,7 @@ def main() -> None:
                 if split.annotations is not None:
                     report[name] = detection_report(cache, split, cfg["detection_nms_iou"])
     write_report(report, args.detection)
+    write_report(teacher_metrics(report), args.metrics)
     for name, metrics in report.items():
         print(f"{name}: CorLoc {metrics['corloc']}%, box AP {metrics['box_ap']}, AP50 {metrics['box_ap50']}")
 

@@ -2,7 +2,8 @@
 
     python stages/extract_proposals.py --params params.yaml --manifest data/dataset --split train \
         --out data/proposals/train.h5 --workers 4 \
-        [--report reports/proposals/recall_train.json --plot reports/proposals/recall_train.png] \
+        [--report reports/proposals/recall_train.json --metrics reports/proposals/metrics_train.json] \
+        [--plot reports/proposals/recall_train.png] \
         [--bad-images reports/proposals/bad_train.json]
 
 Finished shards are kept under the resume folder until every output is written, so a killed run resumes.
@@ -16,6 +17,7 @@ import os
 from pathlib import Path
 
 from wsdkd.atomic import write_text_atomic
+from wsdkd.compared import proposal_metrics
 from wsdkd.config import load_params
 from wsdkd.data.manifest import read_split
 from wsdkd.errors import UserError, exits_cleanly
@@ -23,7 +25,7 @@ from wsdkd.proposals.extract import extract_proposals, resume_key
 from wsdkd.proposals.recall import plot_recall_curve, recall_report, write_report
 from wsdkd.remake import remade_if_damaged
 from wsdkd.resume import clear, resume_dir
-from wsdkd.stage_cli import upstream_outputs
+from wsdkd.stage_cli import start_logging, upstream_outputs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -36,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                         help="worker processes (default: OMP_NUM_THREADS, which Snakemake sets to the rule's "
                              "threads, else every core)")
     parser.add_argument("--report", type=Path, help="recall report JSON (no recall for a split without ground-truth boxes)")
+    parser.add_argument("--metrics", type=Path, help="recall@0.5 and @0.7 alone (DVC metrics)")
     parser.add_argument("--plot", type=Path, help="recall-vs-proposals PNG")
     parser.add_argument("--bad-images", type=Path, help="JSON list of the unreadable images skipped")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -49,7 +52,9 @@ def main(argv: list[str] | None = None) -> None:
         args.workers = int(os.environ.get("OMP_NUM_THREADS") or os.cpu_count() or 1)
     if args.workers < 1:
         raise UserError(f"--workers: expected at least 1, got {args.workers}")
-    cfg = load_params(args.params)["proposals"]
+    params = load_params(args.params)
+    start_logging(params)
+    cfg = params["proposals"]
     with remade_if_damaged(upstream_outputs(args)):
         split = read_split(args.manifest, args.split)
     stage = f"proposals_{args.split}"
@@ -60,13 +65,15 @@ def main(argv: list[str] | None = None) -> None:
         print(f"skipped {len(bad_images)} unreadable image(s): they have num_real = 0")
     if args.bad_images:
         write_text_atomic(args.bad_images, json.dumps(bad_images, indent=2) + "\n")
-    if args.report or args.plot:
+    if args.report or args.metrics or args.plot:
         report = recall_report(args.out, split.annotations)
         overall = report["overall"]
         print(f"recall@0.5 {overall['recall@0.5']}, recall@0.7 {overall['recall@0.7']}, "
               f"mabo {overall['mabo']} over {overall['num_gt']} objects")
         if args.report:
             write_report(report, args.report)
+        if args.metrics:
+            write_report(proposal_metrics(report), args.metrics)
         if args.plot:
             plot_recall_curve(report, args.plot)
     clear(stage)  # last: both tools delete every output of a stage that stopped short, the merged file included

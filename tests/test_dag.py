@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -10,7 +11,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsdkd.dag import StageSpec, read_stages, record_in_dvc_lock, rule_name, snakemake_inputs, stage_edges
+from wsdkd.dag import REPORT_DIR, StageSpec, read_stages, record_in_dvc_lock, rule_name, snakemake_inputs, stage_edges
 from wsdkd.errors import UserError
 
 from .conftest import PROJECT
@@ -85,12 +86,16 @@ def test_directory_meta_must_name_an_output(tmp_path):
 def test_the_evaluation_reports_are_named_after_the_dataset(tmp_path):
     _dvc_repo(tmp_path)
     (tmp_path / "dvc.yaml").write_text((PROJECT / "dvc.yaml").read_text())
+    shutil.copytree(PROJECT / REPORT_DIR, tmp_path / REPORT_DIR)  # the captions dvc.yaml's meta names
     params = yaml.safe_load((PROJECT / "params.yaml").read_text())
     assert params["dataset"]["report_name"] == "coco", "the built-in data keeps reports/coco_*"
     params["dataset"].update(source="nuswide", report_name="nuswide")
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     (evaluate,) = [spec for spec in read_stages(tmp_path) if spec.name == "evaluate"]
-    assert set(evaluate.outs) == {"reports/nuswide_metrics.json", "reports/nuswide_per_class.md", "reports/nuswide_pr.png"}
+    assert set(evaluate.outs) == {"reports/nuswide_metrics.json", "reports/nuswide_evaluation.json",
+                                  "reports/nuswide_per_class.md", "reports/nuswide_pr.png", "reports/nuswide_plots"}
+    assert set(evaluate.report) == {"reports/nuswide_metrics.json", "reports/nuswide_per_class.md",
+                                    "reports/nuswide_pr.png"}
     assert "--prefix reports/nuswide " in evaluate.cmd + " "
 
 
@@ -109,3 +114,30 @@ def test_recording_snakemakes_run_in_dvc_lock_leaves_the_outputs_untouched(tmp_p
     assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
     lock = yaml.safe_load((tmp_path / "dvc.lock").read_text())
     assert set(lock["stages"]) == {"make"} and lock["stages"]["make"]["outs"][0]["path"] == "a.bin"
+
+
+def _one_stage_repo(root: Path, report: list) -> None:
+    _dvc_repo(root)
+    (root / "params.yaml").write_text("a: 1\n")
+    (root / "dvc.yaml").write_text(yaml.safe_dump({"stages": {"s": {
+        "cmd": "true", "params": ["a"], "outs": ["o.png"], "meta": {"report": report}}}}))
+
+
+def test_reported_outputs_get_their_caption_and_category(tmp_path):
+    _one_stage_repo(tmp_path, [{"out": "o.png", "caption": "o.rst", "category": "Figures"}])
+    (tmp_path / REPORT_DIR).mkdir(parents=True)
+    (tmp_path / REPORT_DIR / "o.rst").write_text("A figure.\n")
+    (spec,) = read_stages(tmp_path)
+    assert spec.report == {"o.png": {"caption": "workflow/report/o.rst", "category": "Figures"}}
+    assert spec.log == "logs/s.log"
+
+
+def test_a_report_entry_must_name_an_output_and_an_existing_caption(tmp_path):
+    wrong_out, no_caption = tmp_path / "a", tmp_path / "b"
+    wrong_out.mkdir(), no_caption.mkdir()
+    _one_stage_repo(wrong_out, [{"out": "elsewhere.png", "caption": "o.rst", "category": "Figures"}])
+    with pytest.raises(UserError, match=r"stage 's': meta.report names 'elsewhere.png', which is not an output"):
+        read_stages(wrong_out)
+    _one_stage_repo(no_caption, [{"out": "o.png", "caption": "missing.rst", "category": "Figures"}])
+    with pytest.raises(UserError, match=r"caption workflow/report/missing.rst of o.png not found"):
+        read_stages(no_caption)

@@ -107,24 +107,52 @@ def workspace(tmp_path_factory) -> Workspace:
 
 
 def test_snakemake_builds_the_whole_dag_with_real_numbers(workspace):
-    workspace.snakemake()
+    out = workspace.snakemake()
     metrics = json.loads((workspace.root / TARGET).read_text())
-    assert metrics["dataset"] == {"source": "builtin", "split": "test", "num_images": 12, "num_classes": 12}
+    assert set(metrics) == {"student_wo", "teacher", "student_w"}, "the metrics file holds the three models only"
+    assert set(metrics["student_w"]) == {"mAP", "F1_C", "F1_O", "top3_F1_C", "top3_F1_O", "tuned_F1_C", "tuned_F1_O"}
+    evaluation = json.loads((workspace.root / "reports/coco_evaluation.json").read_text())
+    assert evaluation["dataset"] == {"source": "builtin", "split": "test", "num_images": 12, "num_classes": 12}
     student = metrics["student_wo"]
     assert 0 < student["mAP"] <= 100 and 0 <= student["F1_O"] <= 100
+    assert evaluation["student_wo"]["mAP"] == student["mAP"] and "P_C" in evaluation["student_wo"]
     assert (workspace.root / "reports/coco_per_class.md").read_text().startswith("### student_wo")
     assert (workspace.root / "reports/coco_pr.png").read_bytes()[:4] == b"\x89PNG"
     assert (workspace.root / "reports/student_wo/plots/metrics").is_dir()
     assert 0 < metrics["teacher"]["mAP"] <= 100, "the teacher is scored beside the student"
     assert 0 < metrics["student_w"]["mAP"] <= 100, "and the distilled student beside both"
-    assert metrics["student_w"]["model"]["distillation"]["soft_loss"] == "class_aware_l2"
+    assert evaluation["student_w"]["model"]["distillation"]["soft_loss"] == "class_aware_l2"
     for figure in ("figure3", "figure4"):
         assert (workspace.root / f"reports/{figure}.png").read_bytes()[:4] == b"\x89PNG"
     detection = json.loads((workspace.root / "reports/teacher_detection.json").read_text())
     assert 0 <= detection["test"]["corloc"] <= 100
+    teacher = json.loads((workspace.root / "reports/teacher_metrics.json").read_text())
+    assert teacher == {split: {"corloc": detection[split]["corloc"], "box_ap": detection[split]["box_ap"]}
+                       for split in ("val", "test")}
     for split in ("train", "val", "test"):
         recall = json.loads((workspace.root / f"reports/proposals/recall_{split}.json").read_text())
         assert 0 < recall["overall"]["recall@0.5"] <= 1
+        compared = json.loads((workspace.root / f"reports/proposals/metrics_{split}.json").read_text())
+        assert compared == {"recall@0.5": recall["overall"]["recall@0.5"], "recall@0.7": recall["overall"]["recall@0.7"]}
+    for model in ("student_wo", "teacher", "student_w"):
+        pr = (workspace.root / f"reports/coco_plots/pr_{model}.csv").read_text().splitlines()
+        assert pr[0] == "recall,precision" and len(pr) == 1 + 101
+    # Each stage's output went to its log; the console kept one line per stage and no progress frames.
+    assert "\r" not in out and (workspace.root / "logs/train_student.log").read_text().count("\n") < 100
+    assert "epoch 1/1" in (workspace.root / "logs/train_student.log").read_text()
+    assert re.search(r"^evaluate: .*student_w: mAP", out, flags=re.M), out[-2000:]
+
+
+def test_the_snakemake_report_holds_every_figure_and_metrics_file(workspace):
+    from wsdkd.dag import read_stages
+
+    workspace.snakemake("--report", "reports/report.html")
+    html = (workspace.root / "reports/report.html").read_text()
+    reported = [out for spec in read_stages(workspace.root) for out in spec.report]
+    assert len(reported) >= 15  # 3 recall plots + 3 proposal metrics, 4 training curves, evaluation 3, figures 2, ...
+    for out in reported:
+        assert Path(out).name in html, f"{out} is missing from the report"
+    assert "Figure 4" in html and "Training curves of one trainer" in html, "with the captions of workflow/report"
 
 
 def test_second_runs_are_no_ops_under_both_tools(workspace):
@@ -150,6 +178,7 @@ def test_a_student_param_reruns_only_the_students_and_what_reads_them(workspace)
 def test_metrics_diff_compares_runs(workspace):
     out = workspace.run("dvc", "metrics", "show", "--json")
     assert all(name in out for name in ("student_wo", "teacher", "student_w", "mAP"))
+    assert "annotations" not in out and "num_images" not in out, "paths and counts are reports, not metrics"
 
 
 def test_a_paper_table_reuses_the_dag_and_trains_other_seeds_once(workspace):

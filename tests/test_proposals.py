@@ -349,7 +349,7 @@ def test_bad_images_skipped_on_request(tmp_path):
 
 # --- the stage --------------------------------------------------------------------------------------------------
 
-def test_stage_writes_proposals_and_reports(tmp_path, monkeypatch):
+def test_stage_writes_proposals_and_reports(tmp_path, monkeypatch, default_params):
     paths = write_scenes(tmp_path / "images", 3)
     annotations = {"images": [{"id": i} for i in (1, 2, 3)], "categories": [{"id": 1}], "annotations": [
         {"id": i, "image_id": i, "category_id": 1, "bbox": [10, 10, 30, 30], "area": 900, "iscrowd": 0}
@@ -361,15 +361,19 @@ def test_stage_writes_proposals_and_reports(tmp_path, monkeypatch):
     spec = importlib.util.spec_from_file_location("extract_proposals_stage", ROOT / "stages" / "extract_proposals.py")
     stage = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(stage)
-    monkeypatch.setattr(stage, "load_params", lambda path: {"proposals": cfg()})
+    monkeypatch.setattr(stage, "load_params", lambda path: {"proposals": cfg(), "progress": default_params["progress"]})
     monkeypatch.setenv("WSDKD_CHECKPOINTS", str(tmp_path / "checkpoints"))
     out, report = tmp_path / "p.h5", tmp_path / "reports" / "recall.json"
     stage.main(["--manifest", str(tmp_path / "dataset"), "--split", "test", "--out", str(out), "--quiet",
-                "--report", str(report), "--plot", str(tmp_path / "reports" / "recall.png"),
+                "--report", str(report), "--metrics", str(tmp_path / "reports" / "metrics.json"),
+                "--plot", str(tmp_path / "reports" / "recall.png"),
                 "--bad-images", str(tmp_path / "reports" / "bad.json")])
     with ProposalReader(out) as reader:
         assert reader.image_ids.tolist() == [1, 2, 3] and reader.params == cfg()
-    assert json.loads(report.read_text())["overall"]["num_gt"] == 3
+    full = json.loads(report.read_text())
+    assert full["overall"]["num_gt"] == 3
+    assert json.loads((tmp_path / "reports" / "metrics.json").read_text()) == {
+        key: full["overall"][key] for key in ("recall@0.5", "recall@0.7")}, "the compared numbers alone"
     assert json.loads((tmp_path / "reports" / "bad.json").read_text()) == []
     assert not (tmp_path / "checkpoints" / "proposals_test").exists()  # resume state dropped once complete
     with pytest.raises(SystemExit):

@@ -22,6 +22,8 @@ from .errors import UserError
 # Snakemake rule names are Python identifiers; DVC's foreach stages are named "stage@key".
 _NOT_IDENTIFIER = re.compile(r"\W")
 RESOURCES_FILE = "workflow/resources.yaml"
+LOG_DIR = "logs"  # each rule's log: logs/<rule name>.log
+REPORT_DIR = "workflow/report"  # the Snakemake report's captions, one .rst per reported output
 
 
 @dataclass(frozen=True)
@@ -36,10 +38,16 @@ class StageSpec:
     params: dict = field(default_factory=dict)  # dotted key -> current value, for every tracked param
     threads: int = 1
     resources: dict = field(default_factory=dict)  # Snakemake resources: mem_mb, runtime (minutes), gpu, ...
+    report: dict = field(default_factory=dict)  # output -> report() arguments (caption, category, ...)
 
     @property
     def rule_name(self) -> str:
         return rule_name(self.name)
+
+    @property
+    def log(self) -> str:
+        """Where Snakemake sends the stage's output (the console keeps one line per stage)."""
+        return f"{LOG_DIR}/{self.rule_name}.log"
 
 
 def rule_name(stage_name: str) -> str:
@@ -102,8 +110,25 @@ def read_stages(root: str | Path = ".") -> list[StageSpec]:
         specs.append(StageSpec(
             name=stage.name, cmd=stage.cmd, deps=tuple(deps), outs=outs, directories=directories,
             params=params, threads=int(meta.get("threads", 1)), resources=resources.get(_base_name(stage.name), {}),
+            report=_report_entries(root, stage.name, meta.get("report", []), outs),
         ))
     return specs
+
+
+def _report_entries(root: Path, stage_name: str, entries: list, outs: tuple[str, ...]) -> dict:
+    """A stage's ``meta.report`` (a list of {out, caption, category, ...}) as output -> report() arguments,
+    checked: a reported path that is no output, or a missing caption, would only show as a gap in the report."""
+    report = {}
+    for entry in entries:
+        entry = dict(entry)
+        out = entry.pop("out")
+        if out not in outs:
+            raise UserError(f"dvc.yaml: stage '{stage_name}': meta.report names {out!r}, which is not an output")
+        caption = f"{REPORT_DIR}/{entry['caption']}"
+        if not (root / caption).is_file():
+            raise UserError(f"dvc.yaml: stage '{stage_name}': caption {caption} of {out} not found")
+        report[out] = {**entry, "caption": caption}
+    return report
 
 
 def _base_name(stage_name: str) -> str:

@@ -18,13 +18,14 @@ from typing import Callable
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
-from tqdm import tqdm
 
 from ..atomic import atomic_path
 from ..data.images import random_hflip
 from ..errors import UserError
 from ..metrics import mean_over_classes, per_class_ap
+from ..progress import progress_bar
 from . import checkpoint, distributed
+from .curves import CURVES_FILE, plot_training_curves
 from .device import autocast
 
 log = logging.getLogger(__name__)
@@ -133,8 +134,8 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
     """Train for ``cfg.epochs``, resuming from ``resume_dir`` if a checkpoint of this config is there.
 
     ``image_ids`` maps dataset indices to image ids (named in the error when a loss goes non-finite).
-    Returns the per-epoch history (also logged with dvclive to ``live_dir``). Under DDP only rank 0 returns:
-    the other ranks exit when training ends, so what a trainer writes afterwards is written once.
+    Returns the per-epoch history (also logged with dvclive to ``live_dir``, and drawn there as curves.png).
+    Under DDP only rank 0 returns: the other ranks exit when training ends, so what a trainer writes afterwards is written once.
     """
     from dvclive import Live
 
@@ -175,7 +176,7 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
             sampler.set_epoch(epoch)
             distributed.seed_epoch(cfg.seed, epoch, flip_generator)
             started, total, count = time.perf_counter(), 0.0, 0
-            batches = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True,
+            batches = progress_bar(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True,
                            disable=not main)
             for step_index, (images, targets, index) in enumerate(batches):
                 if cfg.hflip:
@@ -213,6 +214,7 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
             })
         if live is not None:
             live.end()
+            plot_training_curves(history, live_tmp / CURVES_FILE, live_dir.name)
     distributed.finish()
     return history
 
