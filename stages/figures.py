@@ -29,6 +29,7 @@ def main() -> None:
     plot_examples(test, args.cache / "test.h5", without, with_, args.figure3, cfg["examples"], cfg["seed"],
                   cfg["boxes"])
     plot_ap_gain(class_ap_gain(without, with_, read_split(args.manifest, "train").labels), args.figure4)
+    print(f"Figure 3: {args.figure3}, Figure 4: {args.figure4}")  # the stage's line on Snakemake's console
 
 
 if __name__ == "__main__":

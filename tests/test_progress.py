@@ -44,11 +44,12 @@ def test_a_file_gets_one_line_per_tenth_without_carriage_returns(cadence):
 def test_a_slow_cadence_prints_the_start_and_the_final_count_only(cadence):
     cadence({"log_seconds": 3600, "log_fraction": 0.1})
     out = io.StringIO()
-    with progress_bar(total=40, desc="proposals", file=out) as bar:
-        for _ in range(40):
+    with progress_bar(total=40, desc="epoch 1/1", file=out) as bar:
+        for step in range(40):
             bar.update(1)
+            bar.set_postfix(loss=f"{1 / (step + 1):.4f}")  # as the training loop does every step
     lines = out.getvalue().splitlines()
-    assert len(lines) == 2 and "0/40" in lines[0] and "40/40" in lines[1]
+    assert len(lines) == 2 and "0/40" in lines[0] and "40/40" in lines[1] and "loss=0.0250" in lines[1]
 
 
 def test_a_terminal_gets_tqdms_own_bar(cadence):

@@ -25,10 +25,11 @@ def test_equal_params_have_no_mismatch():
 
 
 def test_a_changed_default_and_a_removed_key_are_named():
-    params = {**PARAMS, "student": {"lr": 0.02, "epochs": 20}, "figures": {}}
+    params = {**PARAMS, "student": {"lr": 0.02, "epochs": 20, "amp": True}, "figures": {}}
     assert lock_param_mismatches(LOCK, params) == [
-        "figures: figures.seed = 0 in dvc.lock, absent from params.yaml",
-        "train_student: student = {'lr': 0.01, 'epochs': 20} in dvc.lock, {'lr': 0.02, 'epochs': 20} in params.yaml",
+        "figures: figures.seed = 0 in dvc.lock, absent in params.yaml",
+        "train_student: student.amp = absent in dvc.lock, True in params.yaml",
+        "train_student: student.lr = 0.01 in dvc.lock, 0.02 in params.yaml",
     ]
 
 

@@ -50,6 +50,10 @@ class _LogLines(tqdm):
         self.fp.flush()
         return True
 
+    def set_postfix(self, ordered_dict=None, refresh=True, **kwargs):
+        """The postfix shows on the next line the cadence allows: refreshing now would print a line per step."""
+        super().set_postfix(ordered_dict, refresh=False, **kwargs)
+
     def close(self):
         if not self.disable and self.n != self.last_print_n:
             self.display()  # the final count, which the cadence may have held back

@@ -19,15 +19,24 @@ def _value(tree: dict, dotted: str):
     return node
 
 
+def _differences(key: str, recorded, current) -> list[tuple[str, object, object]]:
+    """(dotted key, recorded, current) of every leaf that differs; a tracked section compares key by key."""
+    if isinstance(recorded, dict) and isinstance(current, dict):
+        return [diff for sub in sorted(recorded.keys() | current.keys())
+                for diff in _differences(f"{key}.{sub}", recorded.get(sub, _MISSING), current.get(sub, _MISSING))]
+    return [] if recorded == current else [(key, recorded, current)]
+
+
+def _shown(value) -> str:
+    return "absent" if value is _MISSING else repr(value)
+
+
 def lock_param_mismatches(lock: dict, params: dict, params_file: str = "params.yaml") -> list[str]:
     """One line per param that a stage of ``lock`` (parsed dvc.lock) recorded with a value other than the one in
-    ``params`` (parsed ``params_file``), or that ``params`` no longer has."""
+    ``params`` (parsed ``params_file``), named down to the leaf key, or that only one of them has."""
     problems = []
     for stage, entry in sorted((lock.get("stages") or {}).items()):
         for key, recorded in sorted(((entry.get("params") or {}).get(params_file) or {}).items()):
-            current = _value(params, key)
-            if current is _MISSING:
-                problems.append(f"{stage}: {key} = {recorded!r} in dvc.lock, absent from {params_file}")
-            elif current != recorded:
-                problems.append(f"{stage}: {key} = {recorded!r} in dvc.lock, {current!r} in {params_file}")
+            for name, old, new in _differences(key, recorded, _value(params, key)):
+                problems.append(f"{stage}: {name} = {_shown(old)} in dvc.lock, {_shown(new)} in {params_file}")
     return problems

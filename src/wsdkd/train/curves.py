@@ -11,6 +11,7 @@ from pathlib import Path
 
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
 
 from ..atomic import atomic_path
 
@@ -33,6 +34,7 @@ def plot_training_curves(history: list[dict], path: str | Path, title: str) -> N
                 epochs, values = zip(*points)
                 ax.plot(epochs, values, marker="o", label=key)
         ax.set(xlabel="epoch", ylabel=label)
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))  # epochs, not fractions of one
         if ax.lines:
             ax.legend()
     with atomic_path(path) as tmp:
