@@ -36,6 +36,7 @@ def test_outputs_and_predictions(cfg, tiny_manifest, tmp_path):
     assert {"train/loss", "val/loss", "val/mAP", "lr"} <= set(history[0])
     live = json.loads((tmp_path / "run" / "live" / "metrics.json").read_text())
     assert live["step"] == 1 and "train" in live
+    assert "seconds" not in live, "a timing would change the committed curves on every run"
     assert (tmp_path / "run" / "live" / "curves.png").read_bytes()[:4] == b"\x89PNG", "what the report shows"
     assert not (tmp_path / "checkpoints" / "student_run").exists(), "resume state is dropped once outputs are whole"
 

@@ -219,8 +219,13 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
     return history
 
 
+# Not dvclive curves: the epoch is dvclive's step, and the seconds differ on every run, which would make the
+# committed reference curves (and dvc.lock) change with no change in what was learnt. Both stay in the history.
+_NOT_CURVES = {"epoch", "seconds"}
+
+
 def _log_epoch(live, record: dict) -> None:
     for key, value in record.items():
-        if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
+        if key not in _NOT_CURVES and isinstance(value, (int, float)) and math.isfinite(value):
             live.log_metric(key, value)
     live.next_step()
