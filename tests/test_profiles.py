@@ -25,7 +25,8 @@ from .conftest import PROJECT
 
 BIN = Path(sys.executable).parent
 GPU_STAGES = {"train_teacher", "cache_teacher", "train_student", "distill_features", "train_distilled"}
-PROJECT_FILES = ("dvc.yaml", "params.yaml", "Snakefile", "workflow", "stages", "src")
+# environment.yml: every rule names it as its conda environment, and Snakemake records it with each job.
+PROJECT_FILES = ("dvc.yaml", "params.yaml", "Snakefile", "environment.yml", "workflow", "stages", "src")
 
 FAKE_SBATCH = r'''#!{python}
 """sbatch: record the call, create the job's outputs (as the job would), answer like --parsable."""
