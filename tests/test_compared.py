@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from wsdkd.compared import model_metrics, proposal_metrics, teacher_metrics
-from wsdkd.dag import read_stages
+from wsdkd.evaluate.compared import model_metrics, proposal_metrics, teacher_metrics
+from wsdkd.pipeline.dag import read_stages
 
 from .conftest import PROJECT
 

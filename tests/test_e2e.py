@@ -71,7 +71,7 @@ def run_outputs(source: Path) -> set[str]:
     """What running the DAG leaves in ``source``, files or folders, which a scratch workspace must not inherit:
     every stage output, DVC's ``.gitignore`` beside them, ``dvc.lock`` and the stage logs, tracked or not (the
     reference run commits some of them)."""
-    from wsdkd.dag import LOG_DIR, read_stages
+    from wsdkd.pipeline.dag import LOG_DIR, read_stages
 
     outs = {out for spec in read_stages(source) for out in spec.outs}
     return outs | {"dvc.lock", LOG_DIR} | {str(Path(out).parent / ".gitignore") for out in outs if "/" in out}
@@ -144,7 +144,7 @@ def test_snakemake_builds_the_whole_dag_with_real_numbers(workspace):
 
 
 def test_the_snakemake_report_holds_every_figure_and_metrics_file(workspace):
-    from wsdkd.dag import read_stages
+    from wsdkd.pipeline.dag import read_stages
 
     workspace.snakemake("--report", "reports/report.html")
     html = (workspace.root / "reports/report.html").read_text()

@@ -7,9 +7,9 @@ import pandas as pd
 import pytest
 import yaml
 
-from wsdkd.dag import read_stages
-from wsdkd.plot_data import interpolated_precision, write_plot_data
-from wsdkd.predictions import Predictions
+from wsdkd.evaluate.plot_data import interpolated_precision, write_plot_data
+from wsdkd.evaluate.predictions import Predictions
+from wsdkd.pipeline.dag import read_stages
 
 from .conftest import PROJECT
 
@@ -57,8 +57,8 @@ def test_every_plot_of_dvc_yaml_reads_a_file_a_stage_writes():
 
 
 def test_fewer_than_two_points_is_refused_by_the_schema(default_params):
-    from wsdkd.config import validate_params
-    from wsdkd.errors import UserError
+    from wsdkd.pipeline.config import validate_params
+    from wsdkd.pipeline.errors import UserError
 
     params = {**default_params, "evaluate": {**default_params["evaluate"], "pr_curve_points": 1}}
     with pytest.raises(UserError, match=r"evaluate.pr_curve_points: expected a value >= 2, got 1"):

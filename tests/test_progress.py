@@ -8,8 +8,8 @@ import math
 import pytest
 from tqdm import tqdm
 
-from wsdkd import progress
-from wsdkd.progress import log_cadence, progress_bar
+from wsdkd.pipeline import progress
+from wsdkd.pipeline.progress import log_cadence, progress_bar
 
 
 class Terminal(io.StringIO):

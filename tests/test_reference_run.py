@@ -7,7 +7,7 @@ import subprocess
 import pytest
 import yaml
 
-from wsdkd.reference import lock_param_mismatches
+from wsdkd.pipeline.reference import lock_param_mismatches
 
 from .conftest import PROJECT
 

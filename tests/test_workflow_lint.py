@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from wsdkd.dag import read_stages
+from wsdkd.pipeline.dag import read_stages
 
 from .conftest import PROJECT
 

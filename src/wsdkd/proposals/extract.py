@@ -17,9 +17,9 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from ..errors import UserError
-from ..progress import progress_bar
-from ..resume import fingerprint
+from ..pipeline.errors import UserError
+from ..pipeline.progress import progress_bar
+from ..pipeline.resume import fingerprint
 from .boxes import fit_proposals
 from .sources import ProposalSource, make_source
 from .store import ProposalReader, merge_proposals, write_proposals
