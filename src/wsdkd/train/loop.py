@@ -2,7 +2,7 @@
 DistributedDataParallel when the stage runs under torchrun (distributed.py).
 
 What differs between trainers (baseline BCE, stage 1, stage 2) is only ``step``: a function of the model and
-one batch that returns the loss (and, for classifiers, logits for the validation mAP).
+one batch that returns the loss (and, for classifiers, logits for the validation mAP, and the terms it reports).
 """
 
 from __future__ import annotations
@@ -26,11 +26,16 @@ from ..errors import UserError
 from ..metrics import mean_over_classes, per_class_ap
 from . import checkpoint, distributed
 from .device import autocast
+from .epoch_terms import EpochTerms
 
 log = logging.getLogger(__name__)
 
-# step(model, images, labels, image_indices) -> {"loss": scalar tensor, optional "logits": (B, K) tensor}
+# step(model, images, labels, image_indices) -> {"loss": scalar tensor, optional "logits": (B, K) tensor,
+# optional "terms": {name: (sum, count)}, averaged per epoch into train/<name> and val/<name>}
 Step = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], dict]
+# The term the LR plateau watches when the step reports it: the classification loss L_p (Algorithm 1 stops on
+# it), never a total whose soft term the learnable temperatures can move. Stage 1 reports none: its own loss.
+PLATEAU_TERM = "bce"
 
 
 @dataclass(frozen=True)
@@ -101,12 +106,12 @@ def _check_weights(model: torch.nn.Module, epoch: int, resume_dir: Path) -> None
 
 
 def evaluate_loss(model: torch.nn.Module, step: Step, loader: DataLoader, cfg: LoopConfig) -> dict:
-    """Mean loss over ``loader``'s data and, when ``step`` returns logits, the interpolated mAP (%).
+    """Mean loss over ``loader``'s data, the step's terms and, when it returns logits, the interpolated mAP (%).
 
     Under DDP each rank evaluates its shard (:class:`distributed.Shard`) and the results are pooled.
     """
     model.eval()
-    total, count, scores, labels = 0.0, 0, [], []
+    total, count, scores, labels, terms = 0.0, 0, [], [], EpochTerms()
     with torch.no_grad():
         for images, targets, index in loader:
             images, targets = _inputs(images, cfg), targets.to(cfg.device, non_blocking=True)
@@ -114,13 +119,14 @@ def evaluate_loss(model: torch.nn.Module, step: Step, loader: DataLoader, cfg: L
                 out = step(model, images, targets, index)
             total += out["loss"].item() * len(images)
             count += len(images)
+            terms.add(out.get("terms", {}))
             if "logits" in out:
                 scores.append(torch.sigmoid(out["logits"].float()).cpu().numpy())
                 labels.append(targets.cpu().numpy())
     total, count = distributed.sum_all(total, count)
     pooled = distributed.gather((scores, labels))
     scores, labels = [s for part in pooled for s in part[0]], [y for part in pooled for y in part[1]]
-    result = {"loss": total / max(count, 1)}
+    result = {"loss": total / max(count, 1), **terms.means("")}
     if scores:
         ap = per_class_ap(np.concatenate(scores), np.concatenate(labels), interpolated=True)
         result["mAP"] = 100.0 * mean_over_classes(ap, warn=False)
@@ -174,7 +180,7 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
             model.train()
             sampler.set_epoch(epoch)
             distributed.seed_epoch(cfg.seed, epoch, flip_generator)
-            started, total, count = time.perf_counter(), 0.0, 0
+            started, total, count, terms = time.perf_counter(), 0.0, 0, EpochTerms()
             batches = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True,
                            disable=not main)
             for step_index, (images, targets, index) in enumerate(batches):
@@ -182,7 +188,9 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
                     images = random_hflip(images, flip_generator)
                 images, targets = _inputs(images, cfg), targets.to(cfg.device, non_blocking=True)
                 with autocast(cfg.device, cfg.amp):
-                    loss = train_step(model, images, targets, index)["loss"]
+                    out = train_step(model, images, targets, index)
+                loss = out["loss"]
+                terms.add(out.get("terms", {}))
                 _check_finite(loss, epoch, step_index, image_ids[index.numpy()], resume_dir)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
@@ -193,11 +201,11 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
             distributed.sync_buffers(model)  # rank 0's batch-norm statistics, the ones its checkpoint holds
             total, count = distributed.sum_all(total, count)
             record = {"epoch": epoch + 1, "train/loss": total / count, "lr": optimizer.param_groups[0]["lr"],
-                      "seconds": time.perf_counter() - started}
+                      "seconds": time.perf_counter() - started, **terms.means("train/")}
             if val_loader is not None:
                 record.update({f"val/{k}": v for k, v in evaluate_loss(model, step, val_loader, cfg).items()})
                 if scheduler is not None:
-                    scheduler.step(record["val/loss"])
+                    scheduler.step(record.get(f"val/{PLATEAU_TERM}", record["val/loss"]))
             _check_weights(model, epoch, resume_dir)
             history.append(record)
             if not main:

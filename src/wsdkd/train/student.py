@@ -22,6 +22,7 @@ from ..models.backbones import build_backbone
 from ..models.student import StudentClassifier, save_student
 from ..predictions import write_predictions
 from ..reports import DESCRIPTION_FILE
+from ..stage2_diagnostics import batch_mean
 from .checkpoint import seed_everything
 from .device import resolve_device
 from .loop import Hardware, LoopConfig, fit
@@ -34,7 +35,8 @@ SPLITS = ("train", "val", "test")
 
 def classifier_step(model, images, labels, _index) -> dict:
     logits = model(images)
-    return {"loss": hard_label_bce(logits.float(), labels), "logits": logits}
+    loss = hard_label_bce(logits.float(), labels)
+    return {"loss": loss, "logits": logits, "terms": batch_mean("bce", loss, len(images))}
 
 
 def describe(cfg: dict, history: list[dict], **extra) -> dict:
