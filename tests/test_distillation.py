@@ -288,7 +288,7 @@ def test_hinton_kd_gradient():
     student = torch.logit(teacher).requires_grad_()  # student == teacher
     hinton_kd_loss(student, teacher, 4.0).backward()
     assert torch.allclose(student.grad, torch.zeros_like(student.grad), atol=1e-12)
-    # hand gradient away from the match: d/dm = T * (sigmoid(m/T) - q) / (N K), here q = 0.75, m = 0
+    # hand gradient away from the match: d/dm = T * (sigmoid(m/T) - q) / N, here q = 0.75, m = 0
     student = torch.zeros(1, 1, dtype=torch.float64, requires_grad=True)
     hinton_kd_loss(student, torch.tensor([[0.75]], dtype=torch.float64), 1.0).backward()
     assert student.grad.item() == pytest.approx(0.5 - 0.75)
