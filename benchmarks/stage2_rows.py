@@ -23,6 +23,8 @@ from pathlib import Path
 import yaml
 
 from wsdkd import metrics
+from wsdkd.cache import TeacherCache
+from wsdkd.data.manifest import read_split
 from wsdkd.predictions import read_predictions
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -90,6 +92,10 @@ def _span(values: list[float], digits: int) -> str:
 
 
 def summarise(work: Path) -> None:
+    cache = TeacherCache(work / "cache" / "test.h5")
+    labels = read_split(work / "dataset", "test").labels
+    print(f"teacher test mAP {100 * metrics.mean_ap(cache.image_scores(), labels):.1f} (its cache's p)")
+    cache.close()
     print("| row | lambda | temperatures | test mAP | val BCE (last) | val mean target on positives | val mean "
           "student score on positives | val opposing share | t^c at the end | LR |")
     print("|---|---|---|---|---|---|---|---|---|---|")
