@@ -22,10 +22,10 @@ from pathlib import Path
 
 import yaml
 
-from wsdkd import metrics
-from wsdkd.cache import TeacherCache
 from wsdkd.data.manifest import read_split
-from wsdkd.predictions import read_predictions
+from wsdkd.evaluate import metrics
+from wsdkd.evaluate.predictions import read_predictions
+from wsdkd.teacher.cache import TeacherCache
 
 ROOT = Path(__file__).resolve().parents[1]
 SMALL = {"num_train": 600, "num_test": 200, "teacher_epochs": 30, "teacher_patience": 3, "student_epochs": 8}

@@ -9,18 +9,18 @@ import numpy as np
 import pytest
 import torch
 
+from wsdkd.backbones.taps import Taps
+from wsdkd.backbones.zoo import build_backbone
 from wsdkd.data.manifest import read_split
-from wsdkd.models.backbones import build_backbone
-from wsdkd.models.student import StudentClassifier, load_student
-from wsdkd.models.taps import Taps
-from wsdkd.predictions import read_predictions
-from wsdkd.distillation import softened_teacher_predictions
-from wsdkd.losses import hard_label_bce
-from wsdkd.models.wsddn import roi_features
-from wsdkd.train.distill import (DistilledStudent, FeatureStep, FeatureStudent, PredictionStep, TargetPart,
-                                 _frozen_teacher, feature_adapter, stage2_groups, train_distilled, train_features,
-                                 uses_cached_features)
-from wsdkd.teacher_targets import TeacherTargets
+from wsdkd.distill.losses import softened_teacher_predictions
+from wsdkd.distill.training import (DistilledStudent, FeatureStep, FeatureStudent, PredictionStep, TargetPart,
+                                    _frozen_teacher, feature_adapter, stage2_groups, train_distilled, train_features,
+                                    uses_cached_features)
+from wsdkd.evaluate.predictions import read_predictions
+from wsdkd.student.losses import hard_label_bce
+from wsdkd.student.model import StudentClassifier, load_student
+from wsdkd.teacher.targets import TeacherTargets
+from wsdkd.teacher.wsddn import roi_features
 
 STUDENT_SIZE = 32
 
@@ -148,7 +148,7 @@ def test_temperatures_stay_positive_and_receive_gradient(tiny_manifest, tiny_ups
 @pytest.mark.parametrize("soft_loss,attention", [("hinton", 0.0), ("hinton", 10.0), ("class_aware_ce", 0.0),
                                                  ("none", 0.0)])
 def test_compared_soft_losses_add_to_the_hard_loss(soft_loss, attention, tiny_manifest, tiny_upstream, predictions_cfg):
-    from wsdkd.losses import hard_label_bce
+    from wsdkd.student.losses import hard_label_bce
 
     teacher = _frozen_teacher(tiny_upstream / "teacher", torch.device("cpu")) if attention else None
     split, parts, pixels, labels, rows = _batch(tiny_manifest, teacher, tiny_upstream)
@@ -272,7 +272,7 @@ def test_stage2_step_reports_its_terms(tiny_manifest, tiny_upstream, predictions
 def test_released_code_preset_builds_its_recipe(default_params, tiny_manifest, tiny_upstream):
     import yaml
 
-    from wsdkd.config import PROJECT_ROOT, validate_params
+    from wsdkd.pipeline.config import PROJECT_ROOT, validate_params
 
     overlay = yaml.safe_load((PROJECT_ROOT / "workflow" / "presets" / "released_code_stage2.yaml").read_text())
     params = {**default_params, "distill": {**default_params["distill"], "predictions": {

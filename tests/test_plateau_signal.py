@@ -7,7 +7,7 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from wsdkd.train.loop import PLATEAU_TERM, LoopConfig, fit
+from wsdkd.engine.loop import PLATEAU_TERM, LoopConfig, fit
 
 
 class _Rows(Dataset):
