@@ -1,5 +1,6 @@
 """The ``wsdkd`` command: ``predict`` labels images with a trained student (or teacher), ``export`` writes a
-student for other runtimes, ``table`` reproduces one of the paper's tables.
+student for other runtimes, ``table`` reproduces one of the paper's tables,
+``preset`` writes params.yaml for one of the setups in workflow/presets/ (the paper's COCO 2014 or NUS-WIDE).
 
 Exit status: 0 when everything succeeded, 1 when some images could not be read (the others are still
 predicted), 2 for a usage error or a model file that cannot be used.
@@ -19,7 +20,7 @@ from typing import Iterator, TextIO
 import yaml
 from tqdm import tqdm
 
-from . import export, predict, predict_format, tables
+from . import export, predict, predict_format, presets, tables
 from .atomic import atomic_path
 from .config import load_params
 from .errors import UserError, exits_cleanly
@@ -104,6 +105,19 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, default=Path("reports/tables"))
     t.add_argument("--experiments", type=Path, default=Path("experiments"))
     t.set_defaults(run=_table)
+
+    s = commands.add_parser("preset", help="write params.yaml for a setup of workflow/presets/",
+                            description="Apply a preset of workflow/presets/ to params.yaml (its comments kept): "
+                                        "builtin (the shipped run), coco2014_paper, nuswide_paper, released_code. "
+                                        "The result is validated against the schema before it is written.")
+    s.add_argument("name", help=f"one of: {', '.join(presets.preset_names())}")
+    s.add_argument("--data-root", default=None,
+                   help="the dataset's root folder (required by every preset but builtin)")
+    s.add_argument("--params", type=Path, default=Path("params.yaml"))
+    s.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+                   help="then change one setting, e.g. teacher.backbone.weights_path=/models/vgg16-397923af.pth "
+                        "(YAML value; repeat for several)")
+    s.set_defaults(run=_preset)
     return parser
 
 
@@ -177,6 +191,12 @@ def _table(args: argparse.Namespace) -> int:
     dataset = json.loads((ws.manifest / "classes.json").read_text())["source"]
     path = tables.write_table(table, rows, results, dataset, args.out)
     print(path.read_text())
+    return EXIT_OK
+
+
+def _preset(args: argparse.Namespace) -> int:
+    presets.apply_preset(args.name, args.params, args.data_root, dict(args.set))
+    print(f"wrote {args.params} (preset {args.name})", file=sys.stderr)
     return EXIT_OK
 
 
