@@ -32,6 +32,7 @@ from ..distillation import (ChannelAdapter, attention_transfer_loss, fitnets_hin
                             roi_distill_loss, softened_teacher_predictions, stage2_loss)
 from ..errors import UserError
 from ..losses import hard_label_bce
+from ..memory_estimate import StageMemory, feature_training, student_training
 from ..models.backbones import build_backbone
 from ..models.student import StudentClassifier, load_student
 from ..models.taps import Taps
@@ -275,6 +276,12 @@ def uses_cached_features(cfg: dict, cache_has_features: bool) -> bool:
     return cfg["teacher_features"] == "auto" and servable and cache_has_features
 
 
+def _feature_memory(student_cfg: dict, cfg: dict, targets: TeacherTargets) -> StageMemory:
+    """Stage 1's memory estimate, with as many RoIs per image as its targets give."""
+    num_rois = targets.rois(np.zeros(1, np.int64), cfg["roi_source"], cfg["roi_weights"]).boxes.shape[1]
+    return feature_training(student_cfg, len(targets.split.class_names), num_rois, cfg["layer"])
+
+
 def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: Path, teacher_dir: Path,
                    out_dir: Path, live_dir: Path, stage: str, hardware: Hardware = Hardware()) -> list[dict]:
     """Stage 1: write ``out_dir/model.pt``, the student whose convs learnt the teacher's features.
@@ -306,7 +313,8 @@ def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: 
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(teacher_dir / TEACHER_FILE))
         history = fit(model, step, datasets["train"], datasets["val"],
-                      loop_config(student_cfg, device, hardware, epochs=cfg["epochs"], hflip=False), optimizer,
+                      loop_config(student_cfg, device, hardware, _feature_memory(student_cfg, cfg, parts[0].targets),
+                                  stage, epochs=cfg["epochs"], hflip=False), optimizer,
                       scheduler, resume.resume_dir(stage, key), live_dir, _image_ids(splits))
     finally:
         for part in parts:
@@ -347,7 +355,9 @@ def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir:
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(init_dir / MODEL_FILE))
         history = fit(model, PredictionStep(parts, cfg, teacher, student_cfg["hflip"]), datasets["train"], datasets["val"],
-                      loop_config(student_cfg, device, hardware, hflip=False), optimizer, scheduler,
+                      loop_config(student_cfg, device, hardware,
+                                  student_training(student_cfg, splits["train"].num_classes), stage, hflip=False),
+                      optimizer, scheduler,
                       resume.resume_dir(stage, key), live_dir, _image_ids(splits))
     finally:
         for part in parts:

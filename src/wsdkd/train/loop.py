@@ -2,7 +2,9 @@
 DistributedDataParallel when the stage runs under torchrun (distributed.py).
 
 What differs between trainers (baseline BCE, stage 1, stage 2) is only ``step``: a function of the model and
-one batch that returns the loss (and, for classifiers, logits for the validation mAP).
+one batch that returns the loss (and, for classifiers, logits for the validation mAP). A step that draws
+something once per batch (the teacher's scale) does it in an optional ``begin_batch()``, which the loop calls
+before each training batch, so that the micro-batches of one batch share the draw.
 """
 
 from __future__ import annotations
@@ -41,12 +43,13 @@ class Hardware:
     pin_memory: bool = False  # CUDA only
     prefetch_factor: int = 2  # with workers only
     persistent_workers: bool = False  # with workers only
+    memory_cap_gb: float | None = None  # per device: batches split into micro-batches to fit (memory_estimate.py)
 
     @classmethod
     def from_params(cls, train: dict) -> Hardware:
         loader = train["loader"]
         return cls(train["channels_last"], loader["pin_memory"], loader["prefetch_factor"],
-                   loader["persistent_workers"])
+                   loader["persistent_workers"], train["memory_cap_gb"])
 
 
 @dataclass(frozen=True)
@@ -59,6 +62,7 @@ class LoopConfig:
     amp: bool
     device: torch.device
     hardware: Hardware = Hardware()
+    micro_batch: int | None = None  # images per forward/backward pass, gradients accumulated; None: whole batches
 
 
 def _loader(data: Dataset, cfg: LoopConfig, sampler: Sampler) -> DataLoader:
@@ -98,6 +102,30 @@ def _check_weights(model: torch.nn.Module, epoch: int, resume_dir: Path) -> None
     if bad:
         raise UserError(f"training stopped: weights {', '.join(bad[:3])} are not finite after epoch {epoch + 1}; "
                         f"{_kept(epoch, resume_dir)}")
+
+
+def accumulate(step: Step, model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor,
+               index: torch.Tensor, micro_batch: int | None, cfg: LoopConfig,
+               check: Callable[[torch.Tensor], None]) -> torch.Tensor:
+    """Forward and backward of one batch, in micro-batches of at most ``micro_batch`` images; the batch's loss.
+
+    Every step's loss is a mean over its images (Eq. 2, 3, 5, 10), so weighting each micro-batch's loss by its
+    share of the batch makes the accumulated gradients those of the whole batch (exactly, up to float
+    rounding, for a model without batch normalisation: BN would see the micro-batch's statistics). ``check``
+    sees each micro-batch's loss before its backward pass.
+    """
+    size = len(images)
+    chunk = size if micro_batch is None else micro_batch
+    total = torch.zeros((), device=cfg.device)
+    for start in range(0, size, chunk):
+        part = slice(start, start + chunk)
+        with autocast(cfg.device, cfg.amp):
+            loss = step(model, images[part], targets[part], index[part])["loss"]
+        check(loss)
+        share = len(images[part]) / size
+        (loss * share).backward()
+        total += loss.detach() * share
+    return total
 
 
 def evaluate_loss(model: torch.nn.Module, step: Step, loader: DataLoader, cfg: LoopConfig) -> dict:
@@ -160,6 +188,10 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
 
     main = distributed.is_main()
     train_step = distributed.wrap(model, step)
+    begin_batch = getattr(step, "begin_batch", lambda: None)
+    if cfg.micro_batch is not None:
+        log.info("batches of %d images run in micro-batches of %d, gradients accumulated (train.memory_cap_gb)",
+                 distributed.rank_batch_size(cfg.batch_size), cfg.micro_batch)
     # The shuffle order depends on (seed, epoch) only, so a resumed epoch sees the batches it would have seen.
     sampler = distributed.train_sampler(train, cfg.seed * 100_003)
     train_loader = _loader(train, cfg, sampler)
@@ -181,11 +213,10 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
                 if cfg.hflip:
                     images = random_hflip(images, flip_generator)
                 images, targets = _inputs(images, cfg), targets.to(cfg.device, non_blocking=True)
-                with autocast(cfg.device, cfg.amp):
-                    loss = train_step(model, images, targets, index)["loss"]
-                _check_finite(loss, epoch, step_index, image_ids[index.numpy()], resume_dir)
+                begin_batch()
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss = accumulate(train_step, model, images, targets, index, cfg.micro_batch, cfg, lambda value: (
+                    _check_finite(value, epoch, step_index, image_ids[index.numpy()], resume_dir)))
                 optimizer.step()
                 total += loss.item() * len(images)
                 count += len(images)

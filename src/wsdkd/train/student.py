@@ -22,7 +22,9 @@ from ..models.backbones import build_backbone
 from ..models.student import StudentClassifier, save_student
 from ..predictions import write_predictions
 from ..reports import DESCRIPTION_FILE
+from ..memory_estimate import StageMemory, micro_batch_size, student_training
 from .checkpoint import seed_everything
+from .distributed import rank_batch_size
 from .device import resolve_device
 from .loop import Hardware, LoopConfig, fit
 
@@ -59,12 +61,15 @@ def sgd(groups: list[dict], cfg: dict) -> tuple[torch.optim.SGD, torch.optim.lr_
     return optimizer, scheduler
 
 
-def loop_config(cfg: dict, device: torch.device, hardware: Hardware, epochs: int | None = None,
-                hflip: bool | None = None) -> LoopConfig:
+def loop_config(cfg: dict, device: torch.device, hardware: Hardware, memory: StageMemory, stage: str,
+                epochs: int | None = None, hflip: bool | None = None) -> LoopConfig:
+    """The loop's settings from the ``student`` section; ``memory``, the stage's estimate, sets the micro-batch
+    when ``train.memory_cap_gb`` is set."""
+    micro = micro_batch_size(memory, rank_batch_size(cfg["batch_size"]), hardware.memory_cap_gb, stage)
     return LoopConfig(epochs=cfg["epochs"] if epochs is None else epochs, batch_size=cfg["batch_size"],
                       seed=cfg["seed"], num_workers=cfg["num_workers"],
                       hflip=cfg["hflip"] if hflip is None else hflip, amp=cfg["amp"], device=device,
-                      hardware=hardware)
+                      hardware=hardware, micro_batch=micro)
 
 
 def write_student(out_dir: Path, model: StudentClassifier, splits: dict[str, Split], cfg: dict, description: dict,
@@ -94,7 +99,7 @@ def train_student(cfg: dict, manifest_dir: Path, out_dir: Path, live_dir: Path, 
     optimizer, scheduler = sgd([{"params": list(model.parameters())}], cfg)
     # Resume only from a checkpoint of this very config and data.
     key = resume.fingerprint(cfg, (manifest_dir / "classes.json").read_text(), train.image_ids.tolist())
-    history = fit(model, classifier_step, data["train"], data["val"], loop_config(cfg, device, hardware), optimizer,
+    history = fit(model, classifier_step, data["train"], data["val"], loop_config(cfg, device, hardware, student_training(cfg, train.num_classes), stage), optimizer,
                   scheduler, resume.resume_dir(stage, key), live_dir, train.image_ids)
     write_student(out_dir, model, splits, cfg, describe(cfg, history), device)
     resume.clear(stage)
