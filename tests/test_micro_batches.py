@@ -49,7 +49,7 @@ def _eq2_step(model, images, labels, rows):
 
 def _gradients(model: nn.Module, micro: int | None, images, labels) -> list[torch.Tensor]:
     model.zero_grad(set_to_none=True)
-    loss = accumulate(_eq2_step, model, images, labels, torch.arange(len(images)), micro, _cfg(micro), lambda _: None)
+    loss = accumulate(_eq2_step, model, images, labels, torch.arange(len(images)), _cfg(micro), lambda _: None)
     return [loss.detach().clone()] + [p.grad.clone() for p in model.parameters()]
 
 

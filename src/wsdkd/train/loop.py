@@ -105,9 +105,9 @@ def _check_weights(model: torch.nn.Module, epoch: int, resume_dir: Path) -> None
 
 
 def accumulate(step: Step, model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor,
-               index: torch.Tensor, micro_batch: int | None, cfg: LoopConfig,
-               check: Callable[[torch.Tensor], None]) -> torch.Tensor:
-    """Forward and backward of one batch, in micro-batches of at most ``micro_batch`` images; the batch's loss.
+               index: torch.Tensor, cfg: LoopConfig, check: Callable[[torch.Tensor], None]) -> torch.Tensor:
+    """Forward and backward of one batch, in micro-batches of at most ``cfg.micro_batch`` images; the batch's
+    loss.
 
     Every step's loss is a mean over its images (Eq. 2, 3, 5, 10), so weighting each micro-batch's loss by its
     share of the batch makes the accumulated gradients those of the whole batch (exactly, up to float
@@ -115,7 +115,7 @@ def accumulate(step: Step, model: torch.nn.Module, images: torch.Tensor, targets
     sees each micro-batch's loss before its backward pass.
     """
     size = len(images)
-    chunk = size if micro_batch is None else micro_batch
+    chunk = size if cfg.micro_batch is None else cfg.micro_batch
     total = torch.zeros((), device=cfg.device)
     for start in range(0, size, chunk):
         part = slice(start, start + chunk)
@@ -215,8 +215,8 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
                 images, targets = _inputs(images, cfg), targets.to(cfg.device, non_blocking=True)
                 begin_batch()
                 optimizer.zero_grad(set_to_none=True)
-                loss = accumulate(train_step, model, images, targets, index, cfg.micro_batch, cfg, lambda value: (
-                    _check_finite(value, epoch, step_index, image_ids[index.numpy()], resume_dir)))
+                loss = accumulate(train_step, model, images, targets, index, cfg, lambda value: _check_finite(
+                    value, epoch, step_index, image_ids[index.numpy()], resume_dir))
                 optimizer.step()
                 total += loss.item() * len(images)
                 count += len(images)
