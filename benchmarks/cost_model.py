@@ -53,6 +53,9 @@ IMAGE_SET = {"dataset": "all", "proposals": "all", "train_teacher": "train", "ca
 # like its official split (an assumption: papers differ in what they drop).
 TARGETS = {"COCO 2014": {"train": 82_081, "test": 40_137, "all": 122_218, "classes": 80},
            "NUS-WIDE": {"train": 126_000, "test": 84_000, "all": 210_000, "classes": 81}}
+# The params section whose batch_size bounds a stage's memory (its batches are full beyond that many images).
+BATCHED = {"train_teacher": ("teacher",), "cache_teacher": ("teacher",), "train_student": ("student",),
+           "distill_features": ("student",), "train_distilled": ("student",)}
 GROWTH = 0.10  # peak memory must rise by more than this from N to 4N to count as growing (see peak_mb)
 # The cache's options, each measured by rerunning cache_teacher at the smallest size.
 CACHE_VARIANTS = {"as the paper (RoI features fp16, logits and S float32, 100 RoIs)": {},
@@ -128,12 +131,15 @@ def exponent(x: np.ndarray, y: np.ndarray) -> float:
     return math.log(steps[-1] / steps[0]) / math.log((x[2] - x[1]) / (x[1] - x[0]))
 
 
-def peak_mb(x: np.ndarray, peak: np.ndarray, target: int) -> float:
+def peak_mb(x: np.ndarray, peak: np.ndarray, target: int, batch: int | None) -> float:
     """Peak RSS at ``target`` images: linear when it grew like the images (by more than GROWTH from N to 4N, its
-    second step at least 1.5x its first: linear growth doubles it), else flat (run-to-run noise is ~100 MB)."""
+    second step at least 1.5x its first: linear growth doubles it), else flat (run-to-run noise is ~100 MB).
+    A stage that works in batches of ``batch`` images grows only until its batch is full: at these sizes
+    every image fits in one batch."""
     steps = np.diff(peak)
     growing = peak[-1] > peak[0] * (1 + GROWTH) and steps[0] > 0 and steps[1] >= 1.5 * steps[0]
-    return float(peak[-1] + (np.polyfit(x, peak, 1)[0] * (target - x[-1]) if growing else 0.0))
+    until = target if batch is None else min(target, batch)
+    return float(peak[-1] + (np.polyfit(x, peak, 1)[0] * max(until - x[-1], 0) if growing else 0.0))
 
 
 def memory_table(params: dict) -> dict[str, dict]:
@@ -161,7 +167,7 @@ def memory_table(params: dict) -> dict[str, dict]:
     return table
 
 
-def model(measured: dict, epochs: dict, gpu: dict[str, float]) -> dict:
+def model(measured: dict, params: dict, epochs: dict, gpu: dict[str, float]) -> dict:
     runs, counts = measured["runs"], measured["counts"]
     stages = {}
     for name in runs[0]:
@@ -180,7 +186,9 @@ def model(measured: dict, epochs: dict, gpu: dict[str, float]) -> dict:
         for target, sets in TARGETS.items():
             images = sets[IMAGE_SET[name]]
             seconds = start_up + images * (slope - per_epoch + epochs.get(name, 1) * per_epoch)
-            entry = {"images": images, "cpu_core_hours": seconds / 3600, "peak_gb": peak_mb(x, peak, images) / 1024,
+            batch = _section(params, BATCHED[name])["batch_size"] if name in BATCHED else None
+            entry = {"images": images, "cpu_core_hours": seconds / 3600,
+                     "peak_gb": peak_mb(x, peak, images, batch) / 1024,
                      "disk_gb": row["bytes_per_image"] * images / 1e9, "gpu_hours": None}
             if name in gpu:  # measured images/s on a GPU, per epoch
                 entry["gpu_hours"] = images * epochs.get(name, 1) / gpu[name] / 3600
@@ -218,8 +226,11 @@ def markdown(result: dict) -> str:
               + ("from the images/s measured on a GPU (`--gpu-throughput`) for "
                  + ", ".join(f"{k} {v:g}/s" for k, v in gpu.items()) if gpu else
                  "**not measured** (no GPU was lent to this session; `benchmarks/bench_gpu_training.py` measures "
-                 "them on one)") + ". Peak memory: the CPU run's RSS, linear where it grew like the images. Disk: "
-              "outputs per image times images.", ""]
+                 "them on one)") + ". Peak memory: the CPU run's RSS, linear where it grew like the images, up to the stage's batch size. Disk: "
+              "outputs per image times images (`dataset` and `figures` also draw a few sample pictures, "
+              "whose size stops growing: their outputs GB are overestimates). Under `train.memory_cap_gb: 3` "
+              "(the smoke configuration) the teacher trained in micro-batches of 1, so its peak RSS is that of "
+              "one 832 px image; the whole batch of 32 needs the estimate of the last table.", ""]
     for target, sets in result["targets"].items():
         lines += [f"### {target} ({sets['all']:,} images; {sets['train']:,} train, {sets['test']:,} test)", "",
                   "| stage | images | CPU core-hours | GPU-hours | peak RSS GB | outputs GB |", "|---|---|---|---|---|---|"]
@@ -302,7 +313,7 @@ def main() -> None:
     paper = merge(yaml.safe_load((PROJECT / "params.yaml").read_text()), load_preset(paper_smoke.PRESET))
     epochs = {name: _section(paper, keys)["epochs"] for name, keys in TRAINING.items()}
     result = {"machine": machine, "sizes": measured["sizes"], "measured": measured, "params": params,
-              **model(measured, epochs, dict(args.gpu_throughput)), "cache_bytes_per_image": cache,
+              **model(measured, paper, epochs, dict(args.gpu_throughput)), "cache_bytes_per_image": cache,
               "gpu_memory": memory_table(paper)}
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for suffix, text in ((".json", json.dumps(result, indent=2) + "\n"), (".md", markdown(result) + "\n")):
