@@ -1,7 +1,7 @@
 """Cost model at the paper's sizes: every stage of dvc.yaml under the coco2014_paper preset on N, 2N and 4N real
-COCO photos (the paper-scale smoke configuration, src/wsdkd/paper_smoke.py), extrapolated to COCO 2014 and
+COCO photos (the paper-scale smoke configuration, src/wsdkd/pipeline/paper_smoke.py), extrapolated to COCO 2014 and
 NUS-WIDE; the teacher cache's bytes per image with the options that shrink it; and each stage's estimated peak
-GPU memory at the paper's batch sizes (src/wsdkd/memory_estimate.py).
+GPU memory at the paper's batch sizes (src/wsdkd/engine/memory.py).
 
     python benchmarks/cost_model.py [--sizes 2 4 8] [--coco-mini ../shared/data/coco-mini]
                                    [--gpu-throughput train_teacher=IMAGES_PER_S ...] [--keep DIR]
@@ -34,11 +34,15 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from wsdkd import memory_estimate, paper_smoke
 from wsdkd.data.manifest import read_split
-from wsdkd.errors import UserError
-from wsdkd.presets import load_preset, merge, set_dotted
-from wsdkd.stage_runner import ordered_stages, run_stages, stage_env
+from wsdkd.distill.memory import feature_training
+from wsdkd.engine import memory as memory_estimate
+from wsdkd.pipeline import paper_smoke
+from wsdkd.pipeline.errors import UserError
+from wsdkd.pipeline.presets import load_preset, merge, set_dotted
+from wsdkd.pipeline.stage_runner import ordered_stages, run_stages, stage_env
+from wsdkd.student.memory import student_training
+from wsdkd.teacher.memory import teacher_inference, teacher_training
 
 PROJECT = Path(__file__).resolve().parents[1]
 COCO_MINI = PROJECT.parent / "shared" / "data" / "coco-mini"
@@ -64,7 +68,7 @@ CACHE_VARIANTS = {"as the paper (RoI features fp16, logits and S float32, 100 Ro
                   "cache.num_selected: 50 (fewer RoIs)": {"cache.num_selected": 50}}
 CARDS_GB = (16, 24, 40, 80)  # common accelerator sizes the micro-batch table is given for
 PAPER_BATCH = 32
-# A finished epoch's log line (wsdkd.train.loop.fit): "epoch 1/1 train/loss=0.69 lr=0.01 seconds=12.3 ..."
+# A finished epoch's log line (wsdkd.engine.loop.fit): "epoch 1/1 train/loss=0.69 lr=0.01 seconds=12.3 ..."
 EPOCH_LINE = re.compile(r"epoch \d+/\d+ .*\bseconds=([0-9.e+-]+)")
 
 
@@ -148,11 +152,11 @@ def memory_table(params: dict) -> dict[str, dict]:
     teacher, student, features = params["teacher"], params["student"], params["distill"]["features"]
     rois = params["cache"]["num_selected"] if features["roi_source"] == "selected" else params["proposals"]["num_proposals"]
     classes, proposals = TARGETS["COCO 2014"]["classes"], params["proposals"]["num_proposals"]
-    estimates = {"train_teacher": memory_estimate.teacher_training(teacher, classes, proposals),
-                 "cache_teacher": memory_estimate.teacher_inference(teacher, classes, proposals),
-                 "train_student": memory_estimate.student_training(student, classes),
-                 "distill_features": memory_estimate.feature_training(student, classes, rois, features["layer"]),
-                 "train_distilled": memory_estimate.student_training(student, classes)}
+    estimates = {"train_teacher": teacher_training(teacher, classes, proposals),
+                 "cache_teacher": teacher_inference(teacher, classes, proposals),
+                 "train_student": student_training(student, classes),
+                 "distill_features": feature_training(student, classes, rois, features["layer"]),
+                 "train_distilled": student_training(student, classes)}
     table = {}
     for name, m in estimates.items():
         micro = {}
@@ -249,7 +253,7 @@ def markdown(result: dict) -> str:
         lines.append(f"| {label} | {per_image / 1e6:.2f} MB | {per_image * TARGETS['COCO 2014']['all'] / 1e9:,.0f} GB"
                      f" | {per_image * TARGETS['NUS-WIDE']['all'] / 1e9:,.0f} GB |")
     lines += ["", "## Peak GPU memory at the paper's batch (estimated)", "",
-              "From `src/wsdkd/memory_estimate.py` (shapes on PyTorch's meta device; float32, an upper bound under "
+              "From `src/wsdkd/engine/memory.py` (shapes on PyTorch's meta device; float32, an upper bound under "
               "bf16 autocast; CUDA context, cuDNN workspaces and fragmentation not included), COCO's 80 classes "
               "and 500 proposals, batch 32. The last columns: the micro-batch `train.memory_cap_gb` picks for a "
               "card of that size (\"whole\": no split; 0: not even one image fits; -: not a trainer, its batch is "

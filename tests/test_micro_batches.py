@@ -7,12 +7,13 @@ import pytest
 import torch
 from torch import nn
 
-from wsdkd import memory_estimate as me
-from wsdkd.errors import UserError
-from wsdkd.models.backbones import Backbone
-from wsdkd.models.wsddn import TWDet, image_scores, probability_bce, two_stream_scores
-from wsdkd.train.loop import Hardware, LoopConfig, accumulate, fit
-from wsdkd.train.student import loop_config
+from wsdkd.backbones.zoo import Backbone
+from wsdkd.engine import memory as me
+from wsdkd.engine.loop import Hardware, LoopConfig, accumulate, fit
+from wsdkd.pipeline.errors import UserError
+from wsdkd.student.training import loop_config
+from wsdkd.teacher.memory import teacher_training
+from wsdkd.teacher.wsddn import TWDet, image_scores, probability_bce, two_stream_scores
 
 from .test_training_hardware import Points
 
@@ -129,14 +130,14 @@ def test_paper_teacher_estimate_holds_what_it_must():
     cfg = {"backbone": {"name": "vgg16", "weights": "imagenet", "weights_path": None}, "head": "backbone",
            "head_hidden": 256, "roi_op": "align", "a": 1.0, "b": 0.0, "freeze_backbone": False,
            "scales": [480, 832], "cache_scale": 672}
-    memory = me.teacher_training(cfg, 80, 500)
+    memory = teacher_training(cfg, 80, 500)
     vgg16_without_fc8 = 138_357_544 - (4096 * 1000 + 1000)
     branches = 2 * (4096 * 80 + 80)
     assert memory.state_bytes == 4 * 3 * (vgg16_without_fc8 + branches)
     conv1_1 = 64 * 832 * 832 * 4  # one 832 px map of the first layer, saved for its ReLU's and conv1_2's backward
     fc6_input = 500 * 512 * 7 * 7 * 4
     assert conv1_1 + fc6_input < memory.per_image_bytes < 3 * GB
-    frozen = me.teacher_training({**cfg, "freeze_backbone": True}, 80, 500)
+    frozen = teacher_training({**cfg, "freeze_backbone": True}, 80, 500)
     assert frozen.per_image_bytes < fc6_input * 2 and frozen.state_bytes < memory.state_bytes
 
 

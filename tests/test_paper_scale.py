@@ -15,7 +15,8 @@ import pytest
 import torch
 import yaml
 
-from wsdkd import memory_estimate, paper_smoke
+from wsdkd.pipeline import paper_smoke
+from wsdkd.teacher.memory import teacher_training
 
 from .conftest import PROJECT
 
@@ -66,7 +67,7 @@ def test_the_teacher_accumulated_micro_batches_within_the_cap(run):
     root, figures = run
     log = (root / "train_teacher.log").read_text()
     assert "batches of 32 images run in micro-batches of 1, gradients accumulated" in log
-    estimate = memory_estimate.teacher_training(yaml.safe_load((root / "params.yaml").read_text())["teacher"],
+    estimate = teacher_training(yaml.safe_load((root / "params.yaml").read_text())["teacher"],
                                                 80, 500)
     # The whole batch of 5 at 832 px would need more than the micro-batched run's peak RSS (which includes
     # Python, the libraries and the data).

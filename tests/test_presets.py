@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from wsdkd import cli
-from wsdkd.errors import UserError
-from wsdkd.presets import PRESETS_DIR, apply_preset, load_preset, merge, preset_names
+from wsdkd.pipeline.errors import UserError
+from wsdkd.pipeline.presets import PRESETS_DIR, apply_preset, load_preset, merge, preset_names
 
 from .conftest import PROJECT
 

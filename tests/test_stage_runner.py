@@ -8,9 +8,9 @@ import sys
 
 import pytest
 
-from wsdkd import paper_smoke
-from wsdkd.errors import UserError
-from wsdkd.stage_runner import measure, tree_bytes
+from wsdkd.pipeline import paper_smoke
+from wsdkd.pipeline.errors import UserError
+from wsdkd.pipeline.stage_runner import measure, tree_bytes
 
 
 def test_measure_reports_the_stage_s_own_peak_not_its_parent_s(tmp_path):
