@@ -39,6 +39,7 @@ from ..models.wsddn import ROI_SIZE, TEACHER_FILE, TWDet, load_teacher, roi_feat
 from ..teacher_inputs import resize_and_flip
 from ..teacher_targets import TeacherTargets
 from ..temperatures import Temperatures
+from . import choice
 from .checkpoint import seed_everything
 from .device import resolve_device
 from .loop import Hardware, fit
@@ -300,13 +301,17 @@ def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: 
         model = FeatureStudent(student, feature_adapter(cfg["method"], cfg["layer"], student, teacher,
                                                         cfg["hint_stride"]))
         step = FeatureStep(parts, cfg, teacher, student_cfg["input_size"], cached)
+        # Stage 1's own optimiser and schedule, the same for every stage-1 method (the plateau rule's factor and
+        # patience are the student's).
+        own = ("lr", "momentum", "weight_decay", "schedule", "warmup_epochs")
         optimizer, scheduler = sgd([{"params": model.conv_parameters(cfg["layer"])}],
-                                   {**student_cfg, **{k: cfg[k] for k in ("lr", "momentum", "weight_decay")}})
+                                   {**student_cfg, **{k: cfg[k] for k in own}}, cfg["epochs"], "distill.features")
         datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(teacher_dir / TEACHER_FILE))
         history = fit(model, step, datasets["train"], datasets["val"],
-                      loop_config(student_cfg, device, hardware, epochs=cfg["epochs"], hflip=False), optimizer,
+                      loop_config(student_cfg, device, hardware, epochs=cfg["epochs"], hflip=False,
+                                  keep_best=False), optimizer,
                       scheduler, resume.resume_dir(stage, key), live_dir, _image_ids(splits))
     finally:
         for part in parts:
@@ -342,19 +347,22 @@ def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir:
         optimizer, scheduler = sgd([
             {"params": list(student.parameters())},
             {"params": temperatures, "lr": student_cfg["lr"] * cfg["temperature_lr_scale"], "weight_decay": 0.0},
-        ], student_cfg)
+        ], student_cfg, student_cfg["epochs"], "student")
         datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(init_dir / MODEL_FILE))
+        resume_dir = resume.resume_dir(stage, key)
         history = fit(model, PredictionStep(parts, cfg, teacher, student_cfg["hflip"]), datasets["train"], datasets["val"],
                       loop_config(student_cfg, device, hardware, hflip=False), optimizer, scheduler,
-                      resume.resume_dir(stage, key), live_dir, _image_ids(splits))
+                      resume_dir, live_dir, _image_ids(splits))
+        selected = choice.restore(resume_dir, model, history, student_cfg["select"])
     finally:
         for part in parts:
             part.targets.close()
     temps = {name: [round(v, 4) for v in getattr(model, name)().tolist()]
              for name in ("student_t", "teacher_tc")}
     write_student(out_dir, student, splits, student_cfg,
-                  describe(student_cfg, history, distillation=cfg, temperatures=temps), device)
+                  describe(student_cfg, history, selected_epoch=selected, distillation=cfg, temperatures=temps),
+                  device)
     resume.clear(stage)
     return history

@@ -1,0 +1,61 @@
+"""The learning-rate schedule, the same for every row of a comparison (issue 15).
+
+``cosine`` (the default): a linear warm-up over ``warmup_epochs``, then a cosine decay that would reach zero at
+the end of the last epoch. It depends only on the epoch, never on the row's own losses, so every row of a table
+(whatever its soft term) trains with the same learning rates. ``plateau``: the paper's rule, the LR divided by
+``lr_decay_factor`` when the validation loss has not improved for ``lr_patience`` epochs; its epochs differ per
+row, so it is kept as a switch, not for comparisons.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import partial
+
+import torch
+
+from ..errors import UserError
+
+SCHEDULES = ("cosine", "plateau")
+
+
+def warmup_cosine_factor(epoch: int, warmup_epochs: int, epochs: int) -> float:
+    """The LR of 0-based ``epoch`` as a fraction of the base LR.
+
+    Warm-up epochs e < W get (e + 1) / (W + 1), so the first step is already small but not zero; from epoch W on,
+    0.5 (1 + cos(pi (e - W) / (epochs - W))): 1 at e = W, falling towards 0 at e = epochs (never trained).
+    """
+    if epoch < warmup_epochs:
+        return (epoch + 1) / (warmup_epochs + 1)
+    return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup_epochs) / (epochs - warmup_epochs)))
+
+
+def check(cfg: dict, epochs: int, where: str) -> None:
+    """A warm-up must leave at least one epoch for the decay: a clear error, not a division by zero."""
+    if cfg["schedule"] not in SCHEDULES:
+        raise UserError(f"{where}.schedule: {cfg['schedule']!r} is not one of {', '.join(SCHEDULES)}")
+    if cfg["schedule"] == "cosine" and cfg["warmup_epochs"] >= epochs:
+        raise UserError(f"{where}.warmup_epochs is {cfg['warmup_epochs']}, but the run has only {epochs} "
+                         f"epochs; the cosine decay needs at least one")
+
+
+def build(optimizer: torch.optim.Optimizer, cfg: dict, epochs: int, where: str):
+    """The scheduler ``cfg`` names (keys ``schedule``, ``warmup_epochs``, ``lr_decay_factor``, ``lr_patience``).
+
+    Every parameter group keeps its ratio to the others (a group's own ``lr`` is scaled by the same factor).
+    """
+    check(cfg, epochs, where)
+    if cfg["schedule"] == "plateau":
+        return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg["lr_decay_factor"],
+                                                          patience=cfg["lr_patience"])
+    factor = partial(warmup_cosine_factor, warmup_epochs=cfg["warmup_epochs"], epochs=epochs)
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
+
+
+def advance(scheduler, record: dict) -> None:
+    """Step ``scheduler`` after an epoch: the plateau rule reads the epoch's validation loss, the cosine none."""
+    if isinstance(scheduler, torch.optim.lr_scheduler.ReduceLROnPlateau):
+        if "val/loss" in record:
+            scheduler.step(record["val/loss"])
+    else:
+        scheduler.step()
