@@ -24,11 +24,21 @@ from .atomic import write_text_atomic
 from .config import validate_params
 from .errors import UserError
 from .reports import evaluate_folder
+from .significance import FACTOR, significant
 
 log = logging.getLogger(__name__)
 
 TUNABLE_SECTIONS = ("student", "distill")  # rows share one teacher, so only the student's side may change
-COLUMN_NAMES = {"mAP": "mAP", "F1_C": "F1-C", "F1_O": "F1-O", "top3_F1_C": "F1-C top-3", "top3_F1_O": "F1-O top-3"}
+# What every row of a comparison shares (issue 15): its epochs, schedule, model choice and seeds. A row may not
+# set them (--set changes them for all rows); stage 1's lr may differ only by the rule tables.yaml documents.
+SHARED_SETTINGS = ("student.epochs", "student.lr", "student.schedule", "student.warmup_epochs",
+                   "student.lr_decay_factor", "student.lr_patience", "student.select", "student.seed",
+                   "distill.features.epochs", "distill.features.schedule", "distill.features.warmup_epochs")
+COLUMN_NAMES = {"mAP": "mAP", "F1_C": "F1-C (0.5)", "F1_O": "F1-O (0.5)", "top3_F1_C": "F1-C top-3",
+                "top3_F1_O": "F1-O top-3", "tuned_F1_C": "F1-C (val-tuned)", "tuned_F1_O": "F1-O (val-tuned)"}
+# Shown for every table beside the paper's columns (ours only): the fixed-threshold F1 understates students with
+# softer scores, so the F1 at the threshold tuned on val stands beside it.
+OURS_ONLY_COLUMNS = ("F1_C", "F1_O", "tuned_F1_C", "tuned_F1_O")
 METRICS_FILE = "metrics.json"
 
 
@@ -80,6 +90,10 @@ def load_tables(path: Path) -> tuple[dict[str, Row], dict[str, Table]]:
             raise UserError(f"{path}: row {row.name}: model {row.model!r} is not one of {', '.join(MODELS)}")
         if row.model != "student_w" and row.overrides:
             raise UserError(f"{path}: row {row.name}: only distilled students (model student_w) take overrides")
+        shared = [key for key in row.overrides if key in SHARED_SETTINGS]
+        if shared:
+            raise UserError(f"{path}: row {row.name} sets {', '.join(shared)}, which every row of a table shares "
+                            "(one schedule, model choice and seeds for all); change it for all rows with --set")
     tables = {}
     for name, t in spec["tables"].items():
         for row, paper in t["rows"].items():
@@ -91,7 +105,8 @@ def load_tables(path: Path) -> tuple[dict[str, Row], dict[str, Table]]:
         unknown = [c for c in t["columns"] if c not in COLUMN_NAMES]
         if unknown:
             raise UserError(f"{path}: table {name}: unknown columns {unknown} (expected some of {list(COLUMN_NAMES)})")
-        tables[name] = Table(name, t["title"], t["paper_dataset"], t["columns"], t["rows"], t.get("seeds"))
+        tables[name] = Table(name, t["title"], t["paper_dataset"], t["columns"], t["rows"],
+                             t.get("seeds", spec.get("seeds")))
     return rows, tables
 
 
@@ -240,18 +255,61 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
+def _values(runs: list[dict], column: str) -> list[float]:
+    return [run[column] for run in runs if column in run]  # rows evaluated before a metric existed lack it
+
+
+def _cell(runs: list[dict], reference: list[dict], column: str) -> str:
+    """Mean ± std of ``column``, starred when it differs significantly from the reference row's."""
+    values = _values(runs, column)
+    if not values:
+        return "—"
+    others = _values(reference, column)
+    star = " *" if runs is not reference and others and significant(values, others) else ""
+    return _mean_std(values) + star
+
+
+def _pairwise(table: Table, rows: dict[str, Row], results: dict[str, list[dict]], column: str) -> list[str]:
+    """Every row's difference to every earlier row in ``column`` (row minus column), starred when significant."""
+    names = list(table.rows)
+    lines = ["| " + " | ".join([f"{COLUMN_NAMES[column]}: row − column"] + [rows[n].label for n in names[:-1]]) + " |",
+             "|" + "---|" * len(names)]
+    for i, name in enumerate(names[1:], start=1):
+        mine = _values(results[name], column)
+        cells = []
+        for other in names[:i]:
+            theirs = _values(results[other], column)
+            diff = statistics.fmean(mine) - statistics.fmean(theirs)
+            cells.append(f"{diff:+.1f}{' *' if significant(mine, theirs) else ''}")
+        lines.append("| " + " | ".join([rows[name].label] + cells + [""] * (len(names) - 1 - i)) + " |")
+    return lines
+
+
 def table_markdown(table: Table, rows: dict[str, Row], results: dict[str, list[dict]], dataset: str) -> str:
-    """The paper's layout: one line per method, each metric as ours beside the paper's; seeds listed after."""
-    header = ["Method"] + [f"{COLUMN_NAMES[c]} {who}" for c in table.columns for who in ("ours", "paper")]
+    """The paper's layout: one line per method, each metric as ours beside the paper's, then our F1 at 0.5 and at
+    the val-tuned threshold; the significance of every difference, and the seeds, follow."""
+    extra = [c for c in OURS_ONLY_COLUMNS if c not in table.columns]
+    header = (["Method"] + [f"{COLUMN_NAMES[c]} {who}" for c in table.columns for who in ("ours", "paper")]
+              + [f"{COLUMN_NAMES[c]} ours" for c in extra])
+    names = list(table.rows)
+    reference = results[names[0]]
+    seeds = sorted({run["seed"] for runs in results.values() for run in runs if "seed" in run})
     lines = [f"## {table.title}", "",
-             f"Ours: the {dataset} test split (mean ± std over seeds when several); paper: {table.paper_dataset}.",
+             f"Ours: the {dataset} test split, mean ± std over seeds {', '.join(map(str, seeds))} (the teacher has "
+             f"no seed: one run); paper: {table.paper_dataset}.",
              "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, paper in table.rows.items():
         runs = results[name]
         cells = [rows[name].label]
         for column, theirs in zip(table.columns, paper):
-            cells += [_mean_std([run[column] for run in runs]), str(theirs)]
+            cells += [_cell(runs, reference, column), str(theirs)]
+        cells += [_cell(runs, reference, column) for column in extra]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"\\* differs from the first row ({rows[names[0]].label}) by more than {FACTOR:g} x the two rows' "
+                  "pooled standard deviation over seeds; a difference without a star is not significant (nor is "
+                  "any between two single runs). F1 (0.5): at the paper's fixed threshold; F1 (val-tuned): at the "
+                  "one threshold tuned on val for F1-O, which students with softer scores need (README).",
+              "", *_pairwise(table, rows, results, table.columns[0])]
     seeded = {name: runs for name, runs in results.items() if "seed" in runs[0]}
     if any(len(runs) > 1 for runs in seeded.values()):
         lines += ["", "Per seed (mAP):", "", "| Method | " + " | ".join(f"seed {r['seed']}" for r in

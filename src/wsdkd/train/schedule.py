@@ -23,20 +23,14 @@ def warmup_cosine_factor(epoch: int, warmup_epochs: int, epochs: int) -> float:
     """The LR of 0-based ``epoch`` as a fraction of the base LR.
 
     Warm-up epochs e < W get (e + 1) / (W + 1), so the first step is already small but not zero; from epoch W on,
-    0.5 (1 + cos(pi (e - W) / (epochs - W))): 1 at e = W, falling towards 0 at e = epochs (never trained).
+    0.5 (1 + cos(pi (e - W) / (epochs - W))): 1 at e = W, falling towards 0 at e = epochs, which is never trained. A run
+    no longer than its warm-up (the few-epoch test runs) is all warm-up.
     """
+    if epoch >= epochs:  # the scheduler's step after the last epoch asks; nothing trains at it
+        return 0.0
     if epoch < warmup_epochs:
         return (epoch + 1) / (warmup_epochs + 1)
     return 0.5 * (1.0 + math.cos(math.pi * (epoch - warmup_epochs) / (epochs - warmup_epochs)))
-
-
-def check(cfg: dict, epochs: int, where: str) -> None:
-    """A warm-up must leave at least one epoch for the decay: a clear error, not a division by zero."""
-    if cfg["schedule"] not in SCHEDULES:
-        raise UserError(f"{where}.schedule: {cfg['schedule']!r} is not one of {', '.join(SCHEDULES)}")
-    if cfg["schedule"] == "cosine" and cfg["warmup_epochs"] >= epochs:
-        raise UserError(f"{where}.warmup_epochs is {cfg['warmup_epochs']}, but the run has only {epochs} "
-                         f"epochs; the cosine decay needs at least one")
 
 
 def build(optimizer: torch.optim.Optimizer, cfg: dict, epochs: int, where: str):
@@ -44,7 +38,8 @@ def build(optimizer: torch.optim.Optimizer, cfg: dict, epochs: int, where: str):
 
     Every parameter group keeps its ratio to the others (a group's own ``lr`` is scaled by the same factor).
     """
-    check(cfg, epochs, where)
+    if cfg["schedule"] not in SCHEDULES:
+        raise UserError(f"{where}.schedule: {cfg['schedule']!r} is not one of {', '.join(SCHEDULES)}")
     if cfg["schedule"] == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg["lr_decay_factor"],
                                                           patience=cfg["lr_patience"])
