@@ -1,5 +1,6 @@
 """The ``wsdkd`` command: ``predict`` labels images with a trained student (or teacher), ``export`` writes a
-student for other runtimes, ``table`` reproduces one of the paper's tables.
+student for other runtimes, ``table`` reproduces one of the paper's tables, ``convergence`` checks that a longer
+run adds no mAP.
 
 Exit status: 0 when everything succeeded, 1 when some images could not be read (the others are still
 predicted), 2 for a usage error or a model file that cannot be used.
@@ -19,8 +20,8 @@ from typing import Iterator, TextIO
 import yaml
 from tqdm import tqdm
 
-from . import export, predict, predict_format, tables
-from .atomic import atomic_path
+from . import convergence, export, predict, predict_format, tables
+from .atomic import atomic_path, write_text_atomic
 from .config import load_params
 from .errors import UserError, exits_cleanly
 from .model_file import model_file_kind
@@ -104,6 +105,21 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, default=Path("reports/tables"))
     t.add_argument("--experiments", type=Path, default=Path("experiments"))
     t.set_defaults(run=_table)
+
+    c = commands.add_parser("convergence", help="does a longer run add mAP? (the plain student and ours)",
+                            description="Train the baseline and ours rows of --tables as params.yaml has them and "
+                                        "again with convergence.longer times the epochs of both stages (each on "
+                                        "its own full schedule), over the seeds, reusing finished rows, and write "
+                                        "reports/tables/convergence.md: the test mAP each longer run adds, and "
+                                        "whether that is under convergence.longer_max_gain.")
+    c.add_argument("--params", type=Path, default=Path("params.yaml"))
+    c.add_argument("--tables", type=Path, default=Path("workflow/tables.yaml"))
+    c.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the seeds of --tables")
+    c.add_argument("--cores", default="all", help="Snakemake's --cores for the upstream stages")
+    c.add_argument("--no-upstream", action="store_true", help="use the DAG's outputs as they are (no Snakemake)")
+    c.add_argument("--out", type=Path, default=Path("reports/tables"))
+    c.add_argument("--experiments", type=Path, default=Path("experiments"))
+    c.set_defaults(run=_convergence)
     return parser
 
 
@@ -158,6 +174,18 @@ def _export(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _workspace(args: argparse.Namespace, params: dict, runs: list) -> tables.Workspace:
+    """The DAG's folders and the experiments folder; unless --no-upstream, Snakemake brings what ``runs`` reuse
+    up to date first."""
+    ws = tables.Workspace(Path("data/dataset"), Path("data/teacher_cache"), Path("models/teacher"),
+                          {name: Path("models") / folder for name, folder in tables.DAG_FOLDERS.items()},
+                          args.experiments)
+    if not args.no_upstream:
+        subprocess.run(["snakemake", "--cores", str(args.cores), *map(str, tables.dag_targets(runs, params, ws))],
+                       check=True)
+    return ws
+
+
 def _table(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     params = load_params(args.params)
@@ -167,16 +195,38 @@ def _table(args: argparse.Namespace) -> int:
     table = known[args.name]
     base = tables.apply_overrides(params, dict(args.set), "--set") if args.set else params
     runs = list(tables.planned_runs(table, rows, base, args.tables, args.seeds))
-    ws = tables.Workspace(Path("data/dataset"), Path("data/teacher_cache"), Path("models/teacher"),
-                          {name: Path("models") / folder for name, folder in tables.DAG_FOLDERS.items()},
-                          args.experiments)
-    if not args.no_upstream:
-        subprocess.run(["snakemake", "--cores", str(args.cores), *map(str, tables.dag_targets(runs, params, ws))],
-                       check=True)
+    ws = _workspace(args, params, runs)
     results = tables.run_table(runs, params, ws)
     dataset = json.loads((ws.manifest / "classes.json").read_text())["source"]
     path = tables.write_table(table, rows, results, dataset, args.out)
     print(path.read_text())
+    return EXIT_OK
+
+
+def _convergence(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    params = load_params(args.params)
+    cfg = params["convergence"]
+    rows, _ = tables.load_tables(args.tables)
+    names = ("baseline", "ours")
+    seeds = args.seeds or tables.file_seeds(args.tables)
+    pair = tables.Table("convergence", "", "", ["mAP"], {name: [] for name in names}, seeds)
+    longer = convergence.longer_epochs(params, cfg["longer"])
+    long_params = tables.apply_overrides(params, longer, "convergence.longer")
+    short_runs = list(tables.planned_runs(pair, rows, params, args.tables))
+    long_runs = list(tables.planned_runs(pair, rows, long_params, args.tables))
+    ws = _workspace(args, params, short_runs + long_runs)
+    short, long = tables.run_table(short_runs, params, ws), tables.run_table(long_runs, params, ws)
+    verdicts = {name: convergence.longer_verdict([r["mAP"] for r in short[name]], [r["mAP"] for r in long[name]],
+                                                 cfg["longer_max_gain"]) for name in names}
+    epochs = {name: tuple(convergence.stage_epochs(p, rows[name].model) for p in (params, long_params))
+              for name in names}
+    text = convergence.longer_markdown(verdicts, {name: rows[name].label for name in names}, epochs, seeds,
+                                       cfg["longer_max_gain"])
+    write_text_atomic(args.out / "convergence.md", text)
+    convergence.write_json(args.out / "convergence.json", {"longer": cfg["longer"], "seeds": seeds,
+                                                           "rows": verdicts})
+    print(text)
     return EXIT_OK
 
 

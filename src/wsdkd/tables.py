@@ -110,6 +110,11 @@ def load_tables(path: Path) -> tuple[dict[str, Row], dict[str, Table]]:
     return rows, tables
 
 
+def file_seeds(path: Path) -> list[int] | None:
+    """The seeds ``path`` gives every table that lists none of its own."""
+    return yaml.safe_load(path.read_text()).get("seeds")
+
+
 def apply_overrides(params: dict, overrides: dict[str, Any], source: str) -> dict:
     """A validated copy of ``params`` with each dotted ``section.key`` of ``overrides`` set."""
     out = copy.deepcopy(params)
