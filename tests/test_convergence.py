@@ -34,13 +34,17 @@ def test_the_curve_is_read_back_from_dvclive_in_epoch_order(tmp_path):
         convergence.read_curve(tmp_path / "nowhere")
 
 
-def test_the_tail_is_the_last_fifth_of_the_epochs_rounded_up():
+def test_the_tail_is_the_last_fifth_of_the_epochs_rounded_up(tmp_path):
     curve = [10.0, 20.0, 30.0, 38.0, 39.0, 39.2, 39.4, 39.5, 39.6, 39.7, 40.0, 40.3]
     assert convergence.tail_epochs(12, 0.2) == 3 and convergence.tail_epochs(10, 0.2) == 2
     assert convergence.tail_gain(curve, 0.2) == pytest.approx(40.3 - 39.6)
-    report = convergence.tail_report({"a": curve, "b": curve[:5]}, {"tail": 0.2, "tail_max_gain": 0.5})
+    report = convergence.tail_report({"a": curve, "b": curve[:5], "c": curve[:1]},
+                                     {"tail": 0.2, "tail_max_gain": 0.5})
     assert report["a"]["flat"] is False and report["a"]["tail_epochs"] == 3
     assert report["b"]["tail_gain"] == pytest.approx(1.0) and report["b"]["flat"] is False  # 39 - 38, one epoch
+    assert report["c"]["tail_gain"] is None and report["c"]["flat"] is None  # one epoch: nothing to judge
+    convergence.plot_curves({"c": curve[:1]}, report, tmp_path / "short.png")  # drawn, unjudged
+    assert (tmp_path / "short.png").is_file()
     with pytest.raises(UserError, match="a run of 1 epochs has no epoch before its last 1"):
         convergence.tail_gain([5.0], 0.2)
 

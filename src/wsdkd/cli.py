@@ -96,7 +96,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("name", help="a table of --tables (table1 ... table5, seeds)")
     t.add_argument("--params", type=Path, default=Path("params.yaml"))
     t.add_argument("--tables", type=Path, default=Path("workflow/tables.yaml"))
-    t.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the table's seeds, else student.seed")
+    t.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="default: the table's seeds (0 1 2 in workflow/tables.yaml)")
     t.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                    help="change a student.* or distill.* setting for every row, e.g. student.epochs=6 (YAML "
                         "value; repeat for several); such rows are trained here, not taken from the DAG")

@@ -54,9 +54,11 @@ def tail_report(curves: dict[str, list[float]], cfg: dict) -> dict:
     """Per run: its epochs, last val mAP, the tail's gain and whether that is within ``cfg['tail_max_gain']``."""
     report = {}
     for name, curve in curves.items():
-        gain = tail_gain(curve, cfg["tail"])
-        report[name] = {"epochs": len(curve), "val_mAP_last": curve[-1], "tail_epochs": tail_epochs(len(curve), cfg["tail"]),
-                        "tail_gain": gain, "flat": gain < cfg["tail_max_gain"]}
+        k = tail_epochs(len(curve), cfg["tail"])
+        # A run with no epoch before its tail (the one-epoch test runs) cannot be judged: null, not a failure.
+        gain = tail_gain(curve, cfg["tail"]) if k < len(curve) else None
+        report[name] = {"epochs": len(curve), "val_mAP_last": curve[-1], "tail_epochs": k, "tail_gain": gain,
+                        "flat": gain < cfg["tail_max_gain"] if gain is not None else None}
     return report
 
 
@@ -67,11 +69,11 @@ def plot_curves(curves: dict[str, list[float]], report: dict, path: Path) -> Non
     ax = fig.subplots()
     for name, curve in curves.items():
         epochs = range(1, len(curve) + 1)
-        line, = ax.plot(epochs, curve, marker="o", markersize=3,
-                        label=f"{name}: {curve[-1]:.1f} (last {report[name]['tail_epochs']} epochs "
-                              f"{report[name]['tail_gain']:+.1f})")
-        k = report[name]["tail_epochs"]
-        ax.axvspan(len(curve) - k, len(curve), color=line.get_color(), alpha=0.08)
+        k, gain = report[name]["tail_epochs"], report[name]["tail_gain"]
+        tail = f"last {k} epochs {gain:+.1f}" if gain is not None else "too short to judge"
+        line, = ax.plot(epochs, curve, marker="o", markersize=3, label=f"{name}: {curve[-1]:.1f} ({tail})")
+        if gain is not None:
+            ax.axvspan(len(curve) - k, len(curve), color=line.get_color(), alpha=0.08)
     ax.set(xlabel="epoch", ylabel="validation mAP (%)", title="Validation mAP per epoch (shaded: each run's tail)")
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right", fontsize=8)
