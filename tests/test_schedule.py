@@ -65,9 +65,10 @@ def test_the_cosine_survives_a_checkpoint_round_trip():
     assert _lrs(again, resumed, [{}] * 3) == _lrs(optimizer, scheduler, [{}] * 3)
 
 
-def test_a_run_no_longer_than_its_warmup_is_all_warmup_and_an_unknown_schedule_is_named():
+def test_a_run_no_longer_than_its_warmup_is_all_warmup_constant_steps_nothing_and_unknown_is_named():
     assert [schedule.warmup_cosine_factor(e, 2, 2) for e in range(3)] == pytest.approx([1 / 3, 2 / 3, 0.0])
-    with pytest.raises(UserError, match=r"distill.features.schedule: 'step' is not one of cosine, plateau"):
+    assert schedule.build(_optimizer(), {**COSINE, "schedule": "constant"}, 4, "distill.features") is None
+    with pytest.raises(UserError, match=r"distill.features.schedule: 'step' is not one of cosine, plateau, constant"):
         schedule.build(_optimizer(), {**COSINE, "schedule": "step"}, 4, "distill.features")
 
 

@@ -180,7 +180,7 @@ def _workspace(args: argparse.Namespace, params: dict, runs: list) -> tables.Wor
     up to date first."""
     ws = tables.Workspace(Path("data/dataset"), Path("data/teacher_cache"), Path("models/teacher"),
                           {name: Path("models") / folder for name, folder in tables.DAG_FOLDERS.items()},
-                          args.experiments)
+                          args.experiments, {name: Path("reports") / name for name in ("student_wo", "student_w")})
     if not args.no_upstream:
         subprocess.run(["snakemake", "--cores", str(args.cores), *map(str, tables.dag_targets(runs, params, ws))],
                        check=True)

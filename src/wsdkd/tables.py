@@ -13,13 +13,13 @@ import copy
 import json
 import logging
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
 
-from . import resume
+from . import convergence, resume
 from .atomic import write_text_atomic
 from .config import validate_params
 from .errors import UserError
@@ -78,6 +78,7 @@ class Workspace:
     teacher: Path
     dag: dict[str, Path]
     experiments: Path
+    live: dict[str, Path] = field(default_factory=dict)  # the DAG's dvclive folder of each student model
 
 
 def load_tables(path: Path) -> tuple[dict[str, Row], dict[str, Table]]:
@@ -166,7 +167,7 @@ def _finished(row_dir: Path) -> dict | None:
 
 
 def _record(row_dir: Path, params: dict, extra: dict) -> dict:
-    metrics = {"params": {k: params[k] for k in ("student", "distill")}, **extra,
+    metrics = {"params": {k: params[k] for k in ("student", "distill")}, "live": str(row_dir / "live"), **extra,
                **_headline(row_dir / "student", params["evaluate"])}
     write_text_atomic(row_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     return metrics
@@ -246,12 +247,41 @@ def run_table(runs: list[tuple[Row, int | None, dict]], dag_params: dict, ws: Wo
         if reuses_dag(row, row_params, dag_params):
             folder = ws.dag[row.model]
             metrics = {"dag": str(folder), **_headline(folder, dag_params["evaluate"])}
+            if row.model in ws.live:
+                metrics["live"] = str(ws.live[row.model])
         elif row.model == "student_wo":
             metrics = run_plain_row(row_params, ws, data)
         else:
             metrics = run_distilled_row(row_params, ws, upstream)
+        metrics = {**metrics, **_tail(metrics, dag_params["convergence"])}
         results.setdefault(row.name, []).append(metrics if seed is None else {"seed": seed, **metrics})
     return results
+
+
+def _tail(metrics: dict, cfg: dict) -> dict:
+    """What the run's last ``cfg['tail']`` of epochs added to its validation mAP (convergence.py), when its
+    curve is there and long enough to judge."""
+    live = metrics.get("live")
+    if live is None or not (Path(live) / convergence.CURVE).is_file():
+        return {}
+    tail = convergence.tail_report({"run": convergence.read_curve(Path(live))}, cfg)["run"]
+    if tail["tail_gain"] is None:
+        return {}
+    return {"val_tail_epochs": tail["tail_epochs"], "val_tail_gain": tail["tail_gain"], "val_tail_flat": tail["flat"]}
+
+
+def _tail_line(table: Table, rows: dict[str, Row], results: dict[str, list[dict]]) -> list[str]:
+    """One sentence: what each row's last epochs added to validation mAP, mean over seeds."""
+    parts = []
+    for name in table.rows:
+        gains = _values(results[name], "val_tail_gain")
+        if gains:
+            judged = [run for run in results[name] if "val_tail_gain" in run]
+            flat = sum(run["val_tail_flat"] for run in judged)
+            parts.append(f"{rows[name].label} {statistics.fmean(gains):+.1f} over its last "
+                         f"{judged[0]['val_tail_epochs']} epochs (flat in {flat} of {len(judged)} runs)")
+    return ["", "Validation mAP added at the end of training, mean over seeds (flat: under "
+                "convergence.tail_max_gain): " + "; ".join(parts) + "."] if parts else []
 
 
 def _mean_std(values: list[float]) -> str:
@@ -299,9 +329,11 @@ def table_markdown(table: Table, rows: dict[str, Row], results: dict[str, list[d
     names = list(table.rows)
     reference = results[names[0]]
     seeds = sorted({run["seed"] for runs in results.values() for run in runs if "seed" in run})
+    unseeded = [rows[name].label for name in names if "seed" not in results[name][0]]
+    once = f" ({', '.join(unseeded)}: no seed, one run)" if unseeded else ""
     lines = [f"## {table.title}", "",
-             f"Ours: the {dataset} test split, mean ± std over seeds {', '.join(map(str, seeds))} (the teacher has "
-             f"no seed: one run); paper: {table.paper_dataset}.",
+             f"Ours: the {dataset} test split, mean ± std over seeds {', '.join(map(str, seeds))}{once}; paper: "
+             f"{table.paper_dataset}.",
              "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, paper in table.rows.items():
         runs = results[name]
@@ -314,7 +346,7 @@ def table_markdown(table: Table, rows: dict[str, Row], results: dict[str, list[d
                   "pooled standard deviation over seeds; a difference without a star is not significant (nor is "
                   "any between two single runs). F1 (0.5): at the paper's fixed threshold; F1 (val-tuned): at the "
                   "one threshold tuned on val for F1-O, which students with softer scores need (README).",
-              "", *_pairwise(table, rows, results, table.columns[0])]
+              *_tail_line(table, rows, results), "", *_pairwise(table, rows, results, table.columns[0])]
     seeded = {name: runs for name, runs in results.items() if "seed" in runs[0]}
     if any(len(runs) > 1 for runs in seeded.values()):
         lines += ["", "Per seed (mAP):", "", "| Method | " + " | ".join(f"seed {r['seed']}" for r in

@@ -4,7 +4,8 @@
 the end of the last epoch. It depends only on the epoch, never on the row's own losses, so every row of a table
 (whatever its soft term) trains with the same learning rates. ``plateau``: the paper's rule, the LR divided by
 ``lr_decay_factor`` when the validation loss has not improved for ``lr_patience`` epochs; its epochs differ per
-row, so it is kept as a switch, not for comparisons.
+row, so it is kept as a switch, not for comparisons. ``constant``: the LR never changes (the paper's stage 1,
+"lr 1e-5 fixed"), the same for every row too.
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ import torch
 
 from ..errors import UserError
 
-SCHEDULES = ("cosine", "plateau")
+SCHEDULES = ("cosine", "plateau", "constant")
 
 
 def warmup_cosine_factor(epoch: int, warmup_epochs: int, epochs: int) -> float:
@@ -37,12 +38,15 @@ def build(optimizer: torch.optim.Optimizer, cfg: dict, epochs: int, where: str):
     """The scheduler ``cfg`` names (keys ``schedule``, ``warmup_epochs``, ``lr_decay_factor``, ``lr_patience``).
 
     Every parameter group keeps its ratio to the others (a group's own ``lr`` is scaled by the same factor).
+    ``constant`` has no scheduler (None).
     """
     if cfg["schedule"] not in SCHEDULES:
         raise UserError(f"{where}.schedule: {cfg['schedule']!r} is not one of {', '.join(SCHEDULES)}")
     if cfg["schedule"] == "plateau":
         return torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg["lr_decay_factor"],
                                                           patience=cfg["lr_patience"])
+    if cfg["schedule"] == "constant":
+        return None  # the loop steps no scheduler
     factor = partial(warmup_cosine_factor, warmup_epochs=cfg["warmup_epochs"], epochs=epochs)
     return torch.optim.lr_scheduler.LambdaLR(optimizer, factor)
 
