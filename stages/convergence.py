@@ -3,10 +3,10 @@
 import argparse
 from pathlib import Path
 
-from wsdkd.config import load_params
-from wsdkd.convergence import plot_curves, read_curve, tail_report, write_json
-from wsdkd.errors import exits_cleanly
-from wsdkd.stage_cli import start_logging
+from wsdkd.engine.stage_cli import start_logging
+from wsdkd.evaluate.convergence import plot_curves, read_curve, tail_report, write_json
+from wsdkd.pipeline.config import load_params
+from wsdkd.pipeline.errors import exits_cleanly
 
 
 @exits_cleanly

@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from tests.conftest import PROJECT
-from wsdkd import convergence
-from wsdkd.errors import UserError
+from wsdkd.evaluate import convergence
+from wsdkd.pipeline.errors import UserError
 
 
 def _live(folder, values):
@@ -82,7 +82,8 @@ def test_the_stage_plots_both_students_and_reports_their_tails(tmp_path, default
 
 
 def test_the_command_trains_both_rows_short_and_longer_over_the_tables_seeds(tmp_path, monkeypatch):
-    from wsdkd import cli, tables
+    from wsdkd import cli
+    from wsdkd.paper import tables
 
     trained = []
 

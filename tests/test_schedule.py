@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from wsdkd.errors import UserError
-from wsdkd.train import choice, schedule
+from wsdkd.engine import choice
+from wsdkd.engine import schedule
+from wsdkd.pipeline.errors import UserError
 
 COSINE = {"schedule": "cosine", "warmup_epochs": 1, "lr_decay_factor": 0.1, "lr_patience": 0}
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from wsdkd.errors import UserError
-from wsdkd.predictions import read_predictions
-from wsdkd.train import student as student_module
-from wsdkd.train.student import train_student
+from wsdkd.evaluate.predictions import read_predictions
+from wsdkd.pipeline.errors import UserError
+from wsdkd.student import training as student_module
+from wsdkd.student.training import train_student
 
 
 @pytest.fixture
@@ -65,9 +65,9 @@ def test_non_finite_loss_names_step_and_images(cfg, tiny_manifest, tmp_path, mon
 
 @pytest.mark.parametrize("select", ["last", "best_val"])
 def test_the_written_weights_are_the_chosen_epochs_on_the_shared_schedule(cfg, tiny_manifest, tmp_path, select):
-    from wsdkd.metrics import mean_over_classes, per_class_ap
-    from wsdkd.train.choice import chosen_epoch
-    from wsdkd.train.schedule import warmup_cosine_factor
+    from wsdkd.engine.choice import chosen_epoch
+    from wsdkd.engine.schedule import warmup_cosine_factor
+    from wsdkd.evaluate.metrics import mean_over_classes, per_class_ap
 
     cfg = {**cfg, "epochs": 3, "lr": 0.05, "select": select}
     history = _train(cfg, tiny_manifest, tmp_path)

@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import PROJECT
-from wsdkd import significance, tables
-from wsdkd.errors import UserError
+from wsdkd.evaluate import significance
+from wsdkd.paper import tables
+from wsdkd.pipeline.errors import UserError
 
 TABLES_FILE = PROJECT / "workflow" / "tables.yaml"
 
@@ -118,8 +119,8 @@ def test_every_table_runs_seeds_0_1_2_unless_it_says_otherwise(default_params):
 
 def test_a_table_trains_each_row_once_and_reuses_it(tiny_manifest, tiny_upstream, default_params, tmp_path,
                                                      monkeypatch):
-    import wsdkd.train.distill as distill
-    import wsdkd.train.student as student
+    import wsdkd.distill.training as distill
+    import wsdkd.student.training as student
 
     monkeypatch.setenv("WSDKD_CHECKPOINTS", str(tmp_path / "checkpoints"))
     params = json.loads(json.dumps(default_params))

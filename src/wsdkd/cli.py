@@ -20,14 +20,18 @@ from typing import Iterator, TextIO
 import yaml
 from tqdm import tqdm
 
-from . import convergence, export, predict, predict_format, tables
-from .atomic import atomic_path, write_text_atomic
-from .config import load_params
-from .errors import UserError, exits_cleanly
-from .model_file import model_file_kind
-from .models.wsddn import TEACHER_FORMAT
-from .predict_teacher import load_teacher_predictor
-from .train.device import resolve_device
+from .engine.device import resolve_device
+from .engine.model_file import model_file_kind
+from .evaluate import convergence
+from .paper import tables
+from .pipeline.atomic import atomic_path, write_text_atomic
+from .pipeline.config import load_params
+from .pipeline.errors import UserError, exits_cleanly
+from .predict import export
+from .predict import files as predict
+from .predict import formats as predict_format
+from .predict.teacher import load_teacher_predictor
+from .teacher.wsddn import TEACHER_FORMAT
 
 EXIT_OK, EXIT_SOME_FAILED = 0, 1
 
