@@ -4,10 +4,10 @@
 import sys
 from pathlib import Path
 
-from wsdkd.config import load_params
-from wsdkd.dag import read_stages, record_in_dvc_lock, snakemake_inputs, tracked_params_json
-from wsdkd.errors import UserError
-from wsdkd.workspace_lock import WorkspaceLock
+from wsdkd.pipeline.config import load_params
+from wsdkd.pipeline.dag import read_stages, record_in_dvc_lock, snakemake_inputs, tracked_params_json
+from wsdkd.pipeline.errors import UserError
+from wsdkd.pipeline.workspace_lock import WorkspaceLock
 
 load_params(Path(workflow.basedir) / "params.yaml")  # stop on a bad param before any job starts
 

@@ -16,9 +16,9 @@ import torch
 from torch.utils.data import DataLoader
 
 from dag_outputs import add_arguments, open_outputs
-from wsdkd.models.backbones import build_backbone
-from wsdkd.models.student import StudentClassifier
-from wsdkd.train.distill import FeatureStep, FeatureStudent, _datasets, feature_adapter
+from wsdkd.backbones.zoo import build_backbone
+from wsdkd.distill.training import FeatureStep, FeatureStudent, _datasets, feature_adapter
+from wsdkd.student.model import StudentClassifier
 
 
 def time_steps(step: FeatureStep, model: FeatureStudent, batches: list, device: torch.device) -> float:

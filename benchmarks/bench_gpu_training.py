@@ -33,8 +33,8 @@ import numpy as np
 import torch
 import yaml
 
-from wsdkd.dag import read_stages
 from wsdkd.data.manifest import read_split
+from wsdkd.pipeline.dag import read_stages
 
 PROJECT = Path(__file__).resolve().parents[1]
 UTILISATION_TARGET = 90.0
@@ -42,7 +42,7 @@ SAMPLE_MS = 200
 VGG16 = {"name": "vgg16", "weights": "random", "weights_path": None}
 STAGES = ("dataset", "proposals@train", "proposals@val", "train_teacher", "train_student")
 TRAINING = {"train_teacher": "teacher", "train_student": "student"}
-# A finished epoch's log line (wsdkd.train.loop.fit): "epoch 2/3 train/loss=0.69 lr=0.01 seconds=12.3 ..."
+# A finished epoch's log line (wsdkd.engine.loop.fit): "epoch 2/3 train/loss=0.69 lr=0.01 seconds=12.3 ..."
 EPOCH_LINE = re.compile(r"epoch (\d+)/\d+ .*\bseconds=([0-9.e+-]+)")
 
 

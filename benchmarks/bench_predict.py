@@ -38,15 +38,15 @@ from PIL import Image
 from torch.utils.data import DataLoader
 from torch.utils.flop_counter import FlopCounterMode
 
-from wsdkd.config import load_params
-from wsdkd.models.backbones import build_backbone
-from wsdkd.models.student import StudentClassifier, save_student
-from wsdkd.models.wsddn import build_teacher, save_teacher
-from wsdkd.predict import (ImageFiles, Predictor, StudentPredictor, collate_readable, load_model, predict_files,
-                           score_batches)
-from wsdkd.predict_format import make_writer
-from wsdkd.predict_teacher import load_teacher_predictor
-from wsdkd.train.device import autocast, resolve_device
+from wsdkd.backbones.zoo import build_backbone
+from wsdkd.engine.device import autocast, resolve_device
+from wsdkd.pipeline.config import load_params
+from wsdkd.predict.files import (ImageFiles, Predictor, StudentPredictor, collate_readable, load_model, predict_files,
+                                 score_batches)
+from wsdkd.predict.formats import make_writer
+from wsdkd.predict.teacher import load_teacher_predictor
+from wsdkd.student.model import StudentClassifier, save_student
+from wsdkd.teacher.wsddn import build_teacher, save_teacher
 
 COCO_CLASSES = 80
 # A typical COCO photo: 640 x 480, smooth enough to compress like one (about 100 KB as JPEG).

@@ -18,11 +18,11 @@ import h5py
 import numpy as np
 import torch
 
-from wsdkd.cache import CacheLayout, TeacherCache, cache_writer
-from wsdkd.models.backbones import build_backbone
-from wsdkd.models.wsddn import ROI_SIZE, TWDet, image_scores, objectness, probability_bce, two_stream_scores
-from wsdkd.selection import select_proposals
-from wsdkd.train.device import autocast
+from wsdkd.backbones.zoo import build_backbone
+from wsdkd.engine.device import autocast
+from wsdkd.teacher.cache import CacheLayout, TeacherCache, cache_writer
+from wsdkd.teacher.selection import select_proposals
+from wsdkd.teacher.wsddn import ROI_SIZE, TWDet, image_scores, objectness, probability_bce, two_stream_scores
 
 NUM_CLASSES = 12
 IMAGE_SIZE = 256

@@ -36,8 +36,8 @@ from pathlib import Path
 import numpy as np
 import yaml
 
-from wsdkd.dag import read_stages, stage_edges
 from wsdkd.data.manifest import read_split
+from wsdkd.pipeline.dag import read_stages, stage_edges
 
 PROJECT = Path(__file__).resolve().parents[1]
 TRAINING = {"train_teacher": ("teacher",), "train_student": ("student",),

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import torch
 
-from wsdkd.config import load_params
-from wsdkd.models.wsddn import TWDet
-from wsdkd.train.device import resolve_device
-from wsdkd.train.distill import TargetPart, _frozen_teacher, _open_parts
-from wsdkd.train.student import read_splits
+from wsdkd.distill.training import TargetPart, _frozen_teacher, _open_parts
+from wsdkd.engine.device import resolve_device
+from wsdkd.pipeline.config import load_params
+from wsdkd.student.training import read_splits
+from wsdkd.teacher.wsddn import TWDet
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

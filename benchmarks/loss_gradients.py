@@ -24,11 +24,11 @@ import torch
 from torch.utils.data import DataLoader
 
 from dag_outputs import add_arguments, open_outputs
-from wsdkd.models.backbones import build_backbone
-from wsdkd.models.student import StudentClassifier
-from wsdkd.tables import apply_overrides, load_tables
-from wsdkd.train.distill import (DistilledStudent, FeatureStep, FeatureStudent, PredictionStep, _datasets,
-                                 feature_adapter, uses_cached_features)
+from wsdkd.backbones.zoo import build_backbone
+from wsdkd.distill.training import (DistilledStudent, FeatureStep, FeatureStudent, PredictionStep, _datasets,
+                                    feature_adapter, uses_cached_features)
+from wsdkd.paper.tables import apply_overrides, load_tables
+from wsdkd.student.model import StudentClassifier
 
 
 def gradient(loss: torch.Tensor, parameters: list[torch.nn.Parameter]) -> torch.Tensor:

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from wsdkd.config import load_params
-from wsdkd.errors import exits_cleanly
-from wsdkd.remake import remade_if_damaged
-from wsdkd.stage_cli import stage_parser, start_logging, start_training, upstream_outputs
-from wsdkd.train.distill import train_features
+from wsdkd.distill.training import train_features
+from wsdkd.engine.stage_cli import stage_parser, start_logging, start_training, upstream_outputs
+from wsdkd.pipeline.config import load_params
+from wsdkd.pipeline.errors import exits_cleanly
+from wsdkd.pipeline.remake import remade_if_damaged
 
 
 @exits_cleanly

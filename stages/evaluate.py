@@ -3,10 +3,10 @@
 import argparse
 from pathlib import Path
 
-from wsdkd.config import load_params
-from wsdkd.errors import UserError, exits_cleanly
-from wsdkd.reports import evaluate_models
-from wsdkd.stage_cli import start_logging
+from wsdkd.engine.stage_cli import start_logging
+from wsdkd.evaluate.reports import evaluate_models
+from wsdkd.pipeline.config import load_params
+from wsdkd.pipeline.errors import UserError, exits_cleanly
 
 
 def _named_folder(text: str) -> tuple[str, Path]:

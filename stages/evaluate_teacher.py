@@ -2,16 +2,16 @@
 
 from pathlib import Path
 
-from wsdkd.atomic import atomic_path
-from wsdkd.cache import TeacherCache
-from wsdkd.config import load_params
 from wsdkd.data.manifest import read_split
-from wsdkd.errors import exits_cleanly
-from wsdkd.remake import remade_if_damaged
-from wsdkd.stage_cli import stage_parser, start_logging, upstream_outputs
-from wsdkd.predictions import write_predictions
-from wsdkd.reports import DESCRIPTION_FILE
-from wsdkd.teacher_eval import detection_report, predictions_from_cache, write_report
+from wsdkd.engine.stage_cli import stage_parser, start_logging, upstream_outputs
+from wsdkd.evaluate.predictions import write_predictions
+from wsdkd.evaluate.reports import DESCRIPTION_FILE
+from wsdkd.pipeline.atomic import atomic_path
+from wsdkd.pipeline.config import load_params
+from wsdkd.pipeline.errors import exits_cleanly
+from wsdkd.pipeline.remake import remade_if_damaged
+from wsdkd.teacher.cache import TeacherCache
+from wsdkd.teacher.evaluation import detection_report, predictions_from_cache, write_report
 
 SPLITS = ("val", "test")
 

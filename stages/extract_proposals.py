@@ -15,15 +15,15 @@ import json
 import os
 from pathlib import Path
 
-from wsdkd.atomic import write_text_atomic
-from wsdkd.config import load_params
 from wsdkd.data.manifest import read_split
-from wsdkd.errors import UserError, exits_cleanly
+from wsdkd.engine.stage_cli import upstream_outputs
+from wsdkd.pipeline.atomic import write_text_atomic
+from wsdkd.pipeline.config import load_params
+from wsdkd.pipeline.errors import UserError, exits_cleanly
+from wsdkd.pipeline.remake import remade_if_damaged
+from wsdkd.pipeline.resume import clear, resume_dir
 from wsdkd.proposals.extract import extract_proposals, resume_key
 from wsdkd.proposals.recall import plot_recall_curve, recall_report, write_report
-from wsdkd.remake import remade_if_damaged
-from wsdkd.resume import clear, resume_dir
-from wsdkd.stage_cli import upstream_outputs
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:

@@ -2,12 +2,12 @@
 
 from pathlib import Path
 
-from wsdkd.config import load_params
 from wsdkd.data.manifest import read_split
-from wsdkd.errors import exits_cleanly
-from wsdkd.figures import class_ap_gain, plot_ap_gain, plot_examples
-from wsdkd.predictions import read_predictions
-from wsdkd.stage_cli import stage_parser, start_logging
+from wsdkd.engine.stage_cli import stage_parser, start_logging
+from wsdkd.evaluate.predictions import read_predictions
+from wsdkd.paper.figures import class_ap_gain, plot_ap_gain, plot_examples
+from wsdkd.pipeline.config import load_params
+from wsdkd.pipeline.errors import exits_cleanly
 
 
 @exits_cleanly

@@ -3,12 +3,12 @@
 import argparse
 from pathlib import Path
 
-from wsdkd.config import load_params
 from wsdkd.data.manifest import read_split
 from wsdkd.data.prepare import prepare_dataset
 from wsdkd.data.preview import render_samples
-from wsdkd.errors import exits_cleanly
-from wsdkd.stage_cli import start_logging
+from wsdkd.engine.stage_cli import start_logging
+from wsdkd.pipeline.config import load_params
+from wsdkd.pipeline.errors import exits_cleanly
 
 
 @exits_cleanly

@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from wsdkd.config import load_params
-from wsdkd.errors import exits_cleanly
-from wsdkd.remake import remade_if_damaged
-from wsdkd.stage_cli import stage_parser, start_logging, start_training, upstream_outputs
-from wsdkd.train.student import train_student
+from wsdkd.engine.stage_cli import stage_parser, start_logging, start_training, upstream_outputs
+from wsdkd.pipeline.config import load_params
+from wsdkd.pipeline.errors import exits_cleanly
+from wsdkd.pipeline.remake import remade_if_damaged
+from wsdkd.student.training import train_student
 
 
 @exits_cleanly

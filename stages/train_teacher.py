@@ -2,11 +2,11 @@
 
 from pathlib import Path
 
-from wsdkd.config import load_params
-from wsdkd.errors import exits_cleanly
-from wsdkd.remake import remade_if_damaged
-from wsdkd.stage_cli import stage_parser, start_logging, start_training, upstream_outputs
-from wsdkd.train.teacher import train_teacher
+from wsdkd.engine.stage_cli import stage_parser, start_logging, start_training, upstream_outputs
+from wsdkd.pipeline.config import load_params
+from wsdkd.pipeline.errors import exits_cleanly
+from wsdkd.pipeline.remake import remade_if_damaged
+from wsdkd.teacher.training import train_teacher
 
 
 @exits_cleanly

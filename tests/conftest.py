@@ -70,7 +70,7 @@ def killed_after_first_checkpoint(monkeypatch):
     The real checkpoint is written first, as a SIGKILL between epochs would leave it; training afterwards is
     normal again, so the next run resumes from that checkpoint.
     """
-    from wsdkd.train import checkpoint
+    from wsdkd.engine import checkpoint
 
     real_save = checkpoint.save
 
@@ -106,8 +106,8 @@ def tiny_student(tmp_path_factory) -> Path:
     Freshly initialised, its activations vanish and every score is 0.5; re-estimating batch-norm statistics on
     random batches brings them back, so thresholds and rankings have something to act on.
     """
-    from wsdkd.models.backbones import build_backbone
-    from wsdkd.models.student import StudentClassifier, save_student
+    from wsdkd.backbones.zoo import build_backbone
+    from wsdkd.student.model import StudentClassifier, save_student
 
     torch.manual_seed(0)
     model = StudentClassifier(build_backbone({"name": "efficientnet_lite0", "weights": "random",
@@ -149,8 +149,8 @@ def tiny_proposals(tiny_manifest, tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_upstream(tiny_manifest, tiny_proposals, tmp_path_factory) -> Path:
     """A tiny trained teacher and its cache (features included), as the distillation stages read them."""
-    from wsdkd.cache import cache_teacher
-    from wsdkd.train.teacher import train_teacher
+    from wsdkd.teacher.cache import cache_teacher
+    from wsdkd.teacher.training import train_teacher
 
     root = tmp_path_factory.mktemp("upstream")
     with pytest.MonkeyPatch.context() as patch:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wsdkd.atomic import atomic_path
+from wsdkd.pipeline.atomic import atomic_path
 
 
 def test_failed_write_leaves_nothing(tmp_path):

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from wsdkd.errors import UserError
-from wsdkd.models.backbones import build_backbone
-from wsdkd.models.student import StudentClassifier, load_student, save_student
+from wsdkd.backbones.zoo import build_backbone
+from wsdkd.pipeline.errors import UserError
+from wsdkd.student.model import StudentClassifier, load_student, save_student
 
 
 def _cfg(name, weights="random", path=None):

@@ -11,7 +11,7 @@ import pytest
 from wsdkd.data.coco import hold_out, load_coco_split
 from wsdkd.data.manifest import read_split
 from wsdkd.data.prepare import prepare_dataset
-from wsdkd.errors import UserError
+from wsdkd.pipeline.errors import UserError
 
 
 def test_real_val_split_ignores_images_absent_from_the_json(coco_mini):

@@ -7,8 +7,8 @@ import copy
 import pytest
 import yaml
 
-from wsdkd.config import load_params, validate_params
-from wsdkd.errors import UserError
+from wsdkd.pipeline.config import load_params, validate_params
+from wsdkd.pipeline.errors import UserError
 
 from .conftest import PROJECT
 

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsdkd.dag import StageSpec, read_stages, record_in_dvc_lock, rule_name, snakemake_inputs, stage_edges
-from wsdkd.errors import UserError
+from wsdkd.pipeline.dag import StageSpec, read_stages, record_in_dvc_lock, rule_name, snakemake_inputs, stage_edges
+from wsdkd.pipeline.errors import UserError
 
 from .conftest import PROJECT
 

@@ -7,15 +7,15 @@ import numpy as np
 import pytest
 import torch
 
+from wsdkd.backbones.taps import Taps
+from wsdkd.backbones.zoo import build_backbone
 from wsdkd.data.manifest import read_split
-from wsdkd.models.backbones import build_backbone
-from wsdkd.models.student import StudentClassifier, load_student
-from wsdkd.models.taps import Taps
-from wsdkd.predictions import read_predictions
-from wsdkd.train.distill import (DistilledStudent, FeatureStep, FeatureStudent, PredictionStep, TargetPart,
-                                 _frozen_teacher, feature_adapter, train_distilled, train_features,
-                                 uses_cached_features)
-from wsdkd.teacher_targets import TeacherTargets
+from wsdkd.distill.training import (DistilledStudent, FeatureStep, FeatureStudent, PredictionStep, TargetPart,
+                                    _frozen_teacher, feature_adapter, train_distilled, train_features,
+                                    uses_cached_features)
+from wsdkd.evaluate.predictions import read_predictions
+from wsdkd.student.model import StudentClassifier, load_student
+from wsdkd.teacher.targets import TeacherTargets
 
 STUDENT_SIZE = 32
 
@@ -143,7 +143,7 @@ def test_temperatures_stay_positive_and_receive_gradient(tiny_manifest, tiny_ups
 @pytest.mark.parametrize("soft_loss,attention", [("hinton", 0.0), ("hinton", 10.0), ("class_aware_ce", 0.0),
                                                  ("none", 0.0)])
 def test_compared_soft_losses_add_to_the_hard_loss(soft_loss, attention, tiny_manifest, tiny_upstream, predictions_cfg):
-    from wsdkd.losses import hard_label_bce
+    from wsdkd.student.losses import hard_label_bce
 
     teacher = _frozen_teacher(tiny_upstream / "teacher", torch.device("cpu")) if attention else None
     split, parts, pixels, labels, rows = _batch(tiny_manifest, teacher, tiny_upstream)

@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from wsdkd.distillation import (ChannelAdapter, attention_transfer_loss, class_aware_l2, class_aware_sigmoid_ce,
-                                fitnets_hint_loss, hinton_kd_loss, multi_layer_roi_distill_loss, roi_distill_loss,
-                                softened_student_predictions, softened_teacher_predictions, stage2_loss)
-from wsdkd.losses import hard_label_bce
-from wsdkd.models.wsddn import two_stream_scores
-from wsdkd.temperatures import RELEASED_STUDENT_INIT, RELEASED_TEACHER_T, Temperatures
+from wsdkd.distill.losses import (ChannelAdapter, attention_transfer_loss, class_aware_l2, class_aware_sigmoid_ce,
+                                  fitnets_hint_loss, hinton_kd_loss, multi_layer_roi_distill_loss, roi_distill_loss,
+                                  softened_student_predictions, softened_teacher_predictions, stage2_loss)
+from wsdkd.distill.temperatures import RELEASED_STUDENT_INIT, RELEASED_TEACHER_T, Temperatures
+from wsdkd.student.losses import hard_label_bce
+from wsdkd.teacher.wsddn import two_stream_scores
 
 LN3 = math.log(3.0)
 LN2 = math.log(2.0)

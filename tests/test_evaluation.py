@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from wsdkd import metrics
-from wsdkd.errors import UserError
-from wsdkd.evaluation import evaluate, per_class_markdown, plot_precision_recall
-from wsdkd.predictions import Predictions
+from wsdkd.evaluate import metrics
+from wsdkd.evaluate.predictions import Predictions
+from wsdkd.evaluate.scoring import evaluate, per_class_markdown, plot_precision_recall
+from wsdkd.pipeline.errors import UserError
 
 CLASSES = ["person", "dog", "kite", "boat"]
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

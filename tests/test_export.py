@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 import torch
 
-from wsdkd.export import ONNX_METADATA, onnx_missing, read_torchscript_metadata
-from wsdkd.models.student import load_student
+from wsdkd.predict.export import ONNX_METADATA, onnx_missing, read_torchscript_metadata
+from wsdkd.student.model import load_student
 
 from .conftest import CLASSES, INPUT_SIZE
 from .test_predict_cli import _run

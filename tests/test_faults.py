@@ -21,8 +21,8 @@ import pytest
 import torch
 import yaml
 
-from wsdkd.errors import UserError
-from wsdkd.workspace_lock import WorkspaceLock
+from wsdkd.pipeline.errors import UserError
+from wsdkd.pipeline.workspace_lock import WorkspaceLock
 
 from .conftest import PROJECT, TINY_TEACHER
 
@@ -187,7 +187,7 @@ TRAINING_STAGES = {
 @pytest.fixture(scope="session")
 def stage1_student(tiny_upstream, tiny_manifest, default_params, tmp_path_factory) -> Path:
     """Stage 1's output as stage 2 reads it (``method: none``: the initial student, written in a second)."""
-    from wsdkd.train.distill import train_features
+    from wsdkd.distill.training import train_features
 
     out = tiny_upstream / "teacher_init"
     if not out.exists():
@@ -235,7 +235,7 @@ def test_training_stage_killed_midway_resumes_to_the_same_result(stage, params_f
 @KILL
 def test_cache_killed_midway_keeps_the_finished_splits(tiny_upstream, tiny_manifest, tiny_proposals, params_file,
                                                        checkpoints, tmp_path, monkeypatch):
-    from wsdkd.cache import TeacherCache
+    from wsdkd.teacher.cache import TeacherCache
 
     def args(out: str) -> list[str]:
         return ["--params", str(params_file), "--manifest", str(tiny_manifest), "--proposals", str(tiny_proposals),
@@ -327,7 +327,7 @@ def test_truncated_teacher_cache_is_named_and_removed_so_its_stage_reruns(tiny_u
 def test_a_damaged_chunk_fails_its_checksum_instead_of_reading_as_numbers(tmp_path):
     import h5py
 
-    from wsdkd.errors import DamagedFile
+    from wsdkd.pipeline.errors import DamagedFile
     from wsdkd.proposals.store import ProposalReader, write_proposals
 
     path = tmp_path / "p.h5"
@@ -369,8 +369,8 @@ def test_a_truncated_proposal_shard_is_named_and_redone(tmp_path, caplog):
 @pytest.mark.parametrize("damage", ["truncated", "another model's weights"])
 def test_bad_checkpoint_is_named_discarded_and_training_starts_afresh(damage, default_params, tiny_manifest,
                                                                       tmp_path, checkpoints, caplog):
-    from wsdkd.train import checkpoint
-    from wsdkd.train.student import train_student
+    from wsdkd.engine import checkpoint
+    from wsdkd.student.training import train_student
 
     cfg = {**default_params["student"], **TINY_STUDENT, "epochs": 2}
     real_save = checkpoint.save
@@ -403,8 +403,8 @@ def test_bad_checkpoint_is_named_discarded_and_training_starts_afresh(damage, de
 def test_non_finite_loss_stops_with_step_and_images_keeping_the_last_good_checkpoint(value, default_params,
                                                                                     tiny_manifest, tmp_path,
                                                                                     checkpoints, monkeypatch):
-    from wsdkd.train import student as student_module
-    from wsdkd.train.student import classifier_step, train_student
+    from wsdkd.student import training as student_module
+    from wsdkd.student.training import classifier_step, train_student
 
     calls = {"n": 0}
     batches_per_epoch = -(-18 // 8)
@@ -430,8 +430,8 @@ def test_non_finite_loss_stops_with_step_and_images_keeping_the_last_good_checkp
 @NUMERICAL
 def test_weights_gone_non_finite_in_an_epochs_last_step_are_not_checkpointed(default_params, tiny_manifest,
                                                                              tmp_path, checkpoints, monkeypatch):
-    from wsdkd.train import student as student_module
-    from wsdkd.train.student import classifier_step, train_student
+    from wsdkd.student import training as student_module
+    from wsdkd.student.training import classifier_step, train_student
 
     def last_step_poisons_the_classifier(model, images, labels, index):
         out = classifier_step(model, images, labels, index)

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 
 from wsdkd.data.manifest import read_split
-from wsdkd.errors import UserError
-from wsdkd.figures import class_ap_gain, plot_ap_gain, plot_examples, top_boxes, top_labels
-from wsdkd.predictions import Predictions
+from wsdkd.evaluate.predictions import Predictions
+from wsdkd.paper.figures import class_ap_gain, plot_ap_gain, plot_examples, top_boxes, top_labels
+from wsdkd.pipeline.errors import UserError
 
 PNG_MAGIC = b"\x89PNG"
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from sklearn.metrics import average_precision_score, f1_score, precision_score, recall_score
 
-from wsdkd import metrics
+from wsdkd.evaluate import metrics
 
 SEEDS = [0, 1, 2, 3, 4]
 

@@ -12,7 +12,7 @@ from wsdkd.data.manifest import read_split
 from wsdkd.data.nuswide import load_nuswide
 from wsdkd.data.prepare import prepare_dataset
 from wsdkd.data.preview import render_samples
-from wsdkd.errors import UserError
+from wsdkd.pipeline.errors import UserError
 
 CONCEPTS = ["sky", "water", "person"]  # not alphabetical: the class order is the file's
 # name in the lists -> (labels, on disk); Imagelist.txt's order below gives the ids.

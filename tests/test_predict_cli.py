@@ -16,9 +16,9 @@ from PIL import Image
 from wsdkd.cli import main
 from wsdkd.data.images import SquareImages
 from wsdkd.data.manifest import Split
-from wsdkd.models.student import STUDENT_FORMAT_VERSION, load_student
-from wsdkd.predict import ImageFailure, ImageScores, StudentPredictor, collect_images, predict_files
-from wsdkd.predict_format import ranked
+from wsdkd.predict.files import ImageFailure, ImageScores, StudentPredictor, collect_images, predict_files
+from wsdkd.predict.formats import ranked
+from wsdkd.student.model import STUDENT_FORMAT_VERSION, load_student
 
 from .conftest import CLASSES, INPUT_SIZE
 

@@ -15,10 +15,10 @@ from torch import nn
 
 from wsdkd.cli import main
 from wsdkd.data.manifest import Split
-from wsdkd.models.wsddn import build_teacher, load_teacher, save_teacher
 from wsdkd.proposals.extract import extract_proposals
-from wsdkd.teacher_inference import run_teacher
-from wsdkd.teacher_inputs import SplitProposals
+from wsdkd.teacher.inference import run_teacher
+from wsdkd.teacher.inputs import SplitProposals
+from wsdkd.teacher.wsddn import build_teacher, load_teacher, save_teacher
 
 from .conftest import CLASSES
 

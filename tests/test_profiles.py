@@ -18,8 +18,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsdkd.dag import RESOURCES_FILE, read_resources, read_stages
-from wsdkd.errors import UserError
+from wsdkd.pipeline.dag import RESOURCES_FILE, read_resources, read_stages
+from wsdkd.pipeline.errors import UserError
 
 from .conftest import PROJECT
 

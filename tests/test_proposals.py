@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from wsdkd.data.manifest import Split, write_manifest
-from wsdkd.errors import UserError
+from wsdkd.pipeline.errors import UserError
 from wsdkd.proposals import ProposalReader
 from wsdkd.proposals.boxes import (best_overlap_curve, box_iou, clip_to_image, fit_proposals, recycle_to, top_n,
                                    xywh_to_xyxy)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from wsdkd.selection import select_proposals
+from wsdkd.teacher.selection import select_proposals
 
 # A and B overlap at IoU 90/110 = 0.82; A and C at 50/150 = 0.33; D is far from everything.
 BOXES = np.array([[0, 0, 10, 10],    # A

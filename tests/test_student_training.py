@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
-from wsdkd.errors import UserError
-from wsdkd.predictions import read_predictions
-from wsdkd.train import student as student_module
-from wsdkd.train.student import train_student
+from wsdkd.evaluate.predictions import read_predictions
+from wsdkd.pipeline.errors import UserError
+from wsdkd.student import training as student_module
+from wsdkd.student.training import train_student
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ from pycocotools.coco import COCO
 from wsdkd.data.coco import load_coco_split
 from wsdkd.data.preview import render_samples
 from wsdkd.data.synthetic import CLASS_NAMES, SHAPES, scenes, synthesize
-from wsdkd.errors import UserError
+from wsdkd.pipeline.errors import UserError
 
 TINY = {
     "seed": 0, "num_train": 24, "num_test": 12, "image_size": 128, "num_classes": 12,

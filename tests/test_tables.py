@@ -8,8 +8,8 @@ import json
 import pytest
 
 from tests.conftest import PROJECT
-from wsdkd import tables
-from wsdkd.errors import UserError
+from wsdkd.paper import tables
+from wsdkd.pipeline.errors import UserError
 
 TABLES_FILE = PROJECT / "workflow" / "tables.yaml"
 
@@ -73,8 +73,8 @@ def test_markdown_puts_ours_beside_the_papers_with_seed_means_and_the_gain():
 
 def test_a_table_trains_each_row_once_and_reuses_it(tiny_manifest, tiny_upstream, default_params, tmp_path,
                                                      monkeypatch):
-    import wsdkd.train.distill as distill
-    import wsdkd.train.student as student
+    import wsdkd.distill.training as distill
+    import wsdkd.student.training as student
 
     monkeypatch.setenv("WSDKD_CHECKPOINTS", str(tmp_path / "checkpoints"))
     params = json.loads(json.dumps(default_params))

@@ -8,11 +8,11 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from wsdkd.cache import CacheLayout, TeacherCache, cache_teacher, cache_writer
 from wsdkd.data.manifest import SPLITS, read_split
 from wsdkd.proposals.store import write_proposals
-from wsdkd.teacher_eval import detection_report, predictions_from_cache, top_box_hits
-from wsdkd.train.teacher import train_teacher
+from wsdkd.teacher.cache import CacheLayout, TeacherCache, cache_teacher, cache_writer
+from wsdkd.teacher.evaluation import detection_report, predictions_from_cache, top_box_hits
+from wsdkd.teacher.training import train_teacher
 
 from .conftest import TINY_PROPOSALS as NUM_PROPOSALS
 
@@ -118,7 +118,7 @@ def test_reader_loads_one_image_at_a_time(tmp_path):
 
 
 def test_missing_or_foreign_cache_is_a_user_error(tmp_path):
-    from wsdkd.errors import UserError
+    from wsdkd.pipeline.errors import UserError
 
     with pytest.raises(UserError, match="not found"):
         TeacherCache(tmp_path / "none.h5")

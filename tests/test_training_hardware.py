@@ -13,9 +13,9 @@ import torch
 from torch import nn
 from torch.utils.data import Dataset
 
-from wsdkd.errors import UserError
-from wsdkd.train import distributed
-from wsdkd.train.loop import Hardware, LoopConfig, fit
+from wsdkd.engine import distributed
+from wsdkd.engine.loop import Hardware, LoopConfig, fit
+from wsdkd.pipeline.errors import UserError
 
 FEATURES, CLASSES = 6, 3
 

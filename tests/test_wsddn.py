@@ -9,9 +9,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from wsdkd.models.backbones import Backbone
-from wsdkd.models.wsddn import (TWDet, image_scores, objectness, probability_bce, spatial_regulariser,
-                                two_stream_scores)
+from wsdkd.backbones.zoo import Backbone
+from wsdkd.teacher.wsddn import (TWDet, image_scores, objectness, probability_bce, spatial_regulariser,
+                                 two_stream_scores)
 
 LN3 = math.log(3.0)
 # Two proposals, two classes.

@@ -11,7 +11,7 @@ import collections
 import math
 from pathlib import Path
 
-from ..errors import UserError
+from ..pipeline.errors import UserError
 
 _LISTED = 10  # lines per kind of problem; the rest of that kind are counted on one more line
 

@@ -16,8 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import write_text_atomic
-from ..errors import UserError, name_a_few
+from ..pipeline.atomic import write_text_atomic
+from ..pipeline.errors import UserError, name_a_few
 from .checks import check_instances
 from .manifest import Split
 

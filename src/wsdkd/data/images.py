@@ -7,7 +7,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 from torch.utils.data import Dataset
 
-from ..errors import UserError
+from ..pipeline.errors import UserError
 from .manifest import Split
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ..errors import DamagedFile, UserError
+from ..pipeline.errors import DamagedFile, UserError
 
 SPLITS = ("train", "val", "test")
 CLASSES_FILE = "classes.json"

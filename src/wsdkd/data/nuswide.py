@@ -20,7 +20,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image, UnidentifiedImageError
 
-from ..errors import UserError, name_a_few
+from ..pipeline.errors import UserError, name_a_few
 from .manifest import Split
 
 log = logging.getLogger(__name__)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from pathlib import Path
 
-from ..atomic import atomic_path
+from ..pipeline.atomic import atomic_path
 from .coco import COCO2014, hold_out, load_coco_split
 from .manifest import Split, write_manifest
 from .nuswide import load_nuswide

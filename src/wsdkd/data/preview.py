@@ -9,8 +9,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from ..atomic import atomic_path
-from ..errors import UserError
+from ..pipeline.atomic import atomic_path
+from ..pipeline.errors import UserError
 from .manifest import Split
 
 SHEET_COLUMNS = 4

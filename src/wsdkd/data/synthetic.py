@@ -18,8 +18,8 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..atomic import write_text_atomic
-from ..errors import UserError
+from ..pipeline.atomic import write_text_atomic
+from ..pipeline.errors import UserError
 
 # --- Shapes -----------------------------------------------------------------------------------------------------
 # A shape is a list of parts in unit coordinates (y pointing down): (K, 2) polygons that are filled (True) or cut

@@ -25,7 +25,7 @@ from typing import Callable
 import cv2
 import numpy as np
 
-from ..errors import UserError
+from ..pipeline.errors import UserError
 
 EdgeDetector = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 EDGE_KINDS = ("canny_sobel", "sobel_lab", "structured")

@@ -18,8 +18,8 @@ import cv2
 import numpy as np
 from tqdm import tqdm
 
-from ..errors import UserError
-from ..resume import fingerprint
+from ..pipeline.errors import UserError
+from ..pipeline.resume import fingerprint
 from .boxes import fit_proposals
 from .sources import ProposalSource, make_source
 from .store import ProposalReader, merge_proposals, write_proposals

@@ -19,8 +19,8 @@ from typing import Any
 
 import numpy as np
 
-from ..atomic import atomic_path
-from ..errors import UserError
+from ..pipeline.atomic import atomic_path
+from ..pipeline.errors import UserError
 from .boxes import best_overlap_curve, xywh_to_xyxy
 from .store import ProposalReader
 

@@ -15,7 +15,7 @@ from typing import Any, Callable
 import cv2
 import numpy as np
 
-from ..errors import UserError
+from ..pipeline.errors import UserError
 from .boxes import xywh_to_xyxy
 from .edgeboxes import EdgeBoxes, resize_long_side
 from .edges import make_edge_detector

@@ -22,9 +22,9 @@ from typing import Any, Iterator, Sequence
 import h5py
 import numpy as np
 
-from ..atomic import atomic_path
-from ..errors import DamagedFile, UserError
-from ..per_image_h5 import PerImageH5, checksummed
+from ..pipeline.atomic import atomic_path
+from ..pipeline.errors import DamagedFile, UserError
+from ..pipeline.per_image_h5 import PerImageH5, checksummed
 
 DATASETS = ("boxes", "scores", "num_real", "image_ids")
 

@@ -1,0 +1,194 @@
+"""Distillation losses: the paper's two stages (Eq. 3-11) and the compared methods (Table 1/2), as pure functions.
+
+Conventions shared by every loss here:
+- A batch has N images on the leading axis; "1/(2N) sum_n ||.||^2" (Eq. 3 and 5) sums the squared error over
+  everything inside an image and averages over images, as the paper writes it (and as Caffe's EuclideanLoss
+  computes). FitNets and attention transfer use the same reduction so their weights read alike.
+- Teacher tensors are targets: callers pass them detached (or from a frozen model); nothing here detaches.
+- When a teacher map and a student map differ in spatial size (the teacher runs at a larger input), the
+  teacher's map is resized to the student's, so no interpolation sits on the student's gradient path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..student.losses import hard_label_bce
+from ..teacher.wsddn import PROB_EPS, two_stream_scores
+
+SOFT_LOSSES = ("l2", "sigmoid_ce")  # paper Eq. 5 | released code's sigmoid cross-entropy
+
+
+# ---- Stage 1: RoI-aware feature distillation (Eq. 3-4) ----
+
+class ChannelAdapter(nn.Module):
+    """Psi of Eq. 4: maps the student's conv map (N, c_student, H, W) to the teacher's channel count.
+
+    Identity when the counts are equal (the paper's VGG16-to-VGG16 case), else a 1x1 convolution trained with
+    the student. Apply it to the conv map before RoI pooling, as Eq. 4 writes Psi(F^S_conv).
+    """
+
+    def __init__(self, c_student: int, c_teacher: int) -> None:
+        super().__init__()
+        self.proj: nn.Module = (nn.Identity() if c_student == c_teacher
+                                else nn.Conv2d(c_student, c_teacher, kernel_size=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.proj(x)
+
+
+def roi_distill_loss(teacher_rois: torch.Tensor, student_rois: torch.Tensor, weights: torch.Tensor | None = None,
+                     valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. 3-4: L_f = 1/(2N) sum_n 1/|R'_n| || s' * F^T - s' * F^S ||^2 over the selected RoIs of each image.
+
+    ``teacher_rois`` and ``student_rois`` are (N, R, ...): the R RoI-pooled maps (C, h, w) per image, or RoI
+    vectors (D,) when distilling a fully connected layer (every image has the same R rows because the selection
+    recycles short lists). ``weights`` (N, R) is s' (Eq. 4), multiplying
+    both sides; None weighs every RoI by 1 (the "NMS proposals transfer" ablation row). ``valid`` (N, R) bool
+    marks the real RoIs: recycled copies are left out of the sum and of |R'_n|, so a short list is not
+    counted twice. An image with no valid RoI contributes 0.
+    """
+    diff = teacher_rois - student_rois
+    if weights is not None:
+        diff = diff * weights.view(*weights.shape, *([1] * (diff.dim() - 2)))  # s'(F^T - F^S) = s'F^T - s'F^S
+    per_roi = diff.pow(2).flatten(2).sum(-1)  # (N, R)
+    if valid is None:
+        valid = torch.ones_like(per_roi, dtype=torch.bool)
+    per_roi = per_roi * valid
+    num_rois = valid.sum(-1).clamp_min(1)  # |R'_n|; the clamp only guards an image with no valid RoI
+    return (per_roi.sum(-1) / num_rois).sum() / (2 * per_roi.shape[0])
+
+
+def multi_layer_roi_distill_loss(layer_pairs: Sequence[tuple[torch.Tensor, torch.Tensor]],
+                                 weights: torch.Tensor | None = None,
+                                 valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Sum of Eq. 3 over several layers: ``layer_pairs`` holds (teacher_rois, student_rois) per layer.
+
+    The paper uses conv5_3 alone; the same RoIs, s' and mask apply to every layer.
+    """
+    return sum((roi_distill_loss(t, s, weights, valid) for t, s in layer_pairs), start=torch.zeros(()))
+
+
+# ---- Stage 2: class-aware prediction distillation (Eq. 5-11) ----
+
+def softened_teacher_predictions(mc: torch.Tensor, md: torch.Tensor, tc: torch.Tensor, td: torch.Tensor,
+                                 valid: torch.Tensor | None = None) -> torch.Tensor:
+    """Eq. 6-7: p'^T (N, K) = sum over proposals of softmax_k(M^c / t^c) * softmax_r(M^d / t^d).
+
+    ``mc``, ``md`` (N, R, K) are the teacher's logits, ``tc`` (K,) one temperature per class, ``td`` (R,) one per
+    proposal slot, ``valid`` (N, R) the real proposal rows (see ``two_stream_scores``). With all temperatures 1
+    this is the teacher's own prediction p of Eq. 2 (unclamped). It lies in [0, 1]: each column of the
+    proposal softmax sums to 1 and each class softmax is at most 1.
+    """
+    return two_stream_scores(mc, md, tc, td, valid).sum(dim=-2)
+
+
+def softened_student_predictions(m: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Eq. 8: p'^S = sigmoid(m_k / t_k), ``m`` (N, K) the student's logits, ``t`` (K,) one temperature per class.
+
+    Autograd gives Eq. 9: dp'/dm = s(1 - s) / t and dp'/dt = s(1 - s) * (-m / t^2).
+    """
+    return torch.sigmoid(m / t)
+
+
+def class_aware_l2(p_t: torch.Tensor, p_s: torch.Tensor) -> torch.Tensor:
+    """Eq. 5: L_p' = 1/(2N) sum_n || p'^T - p'^S ||^2, summed over the K classes, averaged over the N images."""
+    return (p_t - p_s).pow(2).sum() / (2 * p_t.shape[0])
+
+
+def class_aware_sigmoid_ce(p_t: torch.Tensor, student_logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """Released-code soft loss: sigmoid cross-entropy of the student's softened logits m / t against p'^T as targets.
+
+    Reduced like ``hard_label_bce`` (mean over images and classes), as the released code ran the same Caffe
+    sigmoid cross-entropy layer for both losses. Computed on logits for numerical stability.
+    """
+    return F.binary_cross_entropy_with_logits(student_logits / t, p_t, reduction="mean")
+
+
+def stage2_loss(student_logits: torch.Tensor, labels: torch.Tensor, p_t: torch.Tensor, t_student: torch.Tensor,
+                lam: float = 1.0, soft_loss: str = "l2") -> torch.Tensor:
+    """Eq. 11: L_p + lambda * L_p', the hard-label BCE of Eq. 10 plus the weighted soft loss.
+
+    ``p_t`` (N, K) is p'^T of Eq. 6 and ``t_student`` (K,) the student's temperatures of Eq. 8. ``soft_loss`` is
+    "l2" (Eq. 5, the paper) or "sigmoid_ce" (the released code). The student's temperatures are taken rather
+    than its softened probabilities because the cross-entropy variant needs the softened logits.
+    """
+    if soft_loss == "l2":
+        soft = class_aware_l2(p_t, softened_student_predictions(student_logits, t_student))
+    elif soft_loss == "sigmoid_ce":
+        soft = class_aware_sigmoid_ce(p_t, student_logits, t_student)
+    else:
+        raise ValueError(f"soft_loss must be one of {SOFT_LOSSES}, got {soft_loss!r}")
+    return hard_label_bce(student_logits, labels) + lam * soft
+
+
+# ---- Compared methods (Table 1/2, METHOD.md section 6) ----
+
+def hinton_kd_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float,
+                   teacher_temperature: float | None = None) -> torch.Tensor:
+    """Hinton et al.'s distillation, made multi-label: one softened binary distribution per class.
+
+    Hinton softens a softmax over classes; a multi-label student has a sigmoid per class, so each class is a
+    two-way softmax (= sigmoid) softened by a fixed temperature shared by all classes. The teacher's image
+    prediction p (N, K) in [0, 1] (WSDDN's p is a sum of scores, not a sigmoid) is turned back into a logit,
+    log(p / (1 - p)), divided by the teacher's temperature and squashed: q = sigmoid(logit(p) / T_teacher). The
+    student's softened prediction is sigmoid(m / T). Loss = T^2 * binary cross-entropy(q, sigmoid(m / T)),
+    averaged over images and classes like Eq. 10; the T^2 keeps the gradient's size independent of T, as in
+    Hinton (d/dm = T * (sigmoid(m / T) - q)). At sigmoid(m / T) = q the gradient is zero (the value is the
+    targets' entropy, not zero). ``teacher_temperature`` defaults to ``temperature``; the paper tuned them
+    apart (teacher 1 / student 5 on COCO, 2 / 5 on NUS-WIDE).
+    """
+    t_teacher = temperature if teacher_temperature is None else teacher_temperature
+    targets = torch.sigmoid(torch.logit(teacher_probs, eps=PROB_EPS) / t_teacher)
+    soft = F.binary_cross_entropy_with_logits(student_logits / temperature, targets, reduction="mean")
+    return temperature ** 2 * soft
+
+
+def _resize_to(x: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:
+    """Resize (N, C, H, W) to ``size`` bilinearly, antialiased so a large teacher map is averaged, not aliased."""
+    if x.shape[-2:] == size:
+        return x
+    return F.interpolate(x, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
+def fitnets_hint_loss(student_feat: torch.Tensor, teacher_feat: torch.Tensor,
+                      regressor: Callable[[torch.Tensor], torch.Tensor]) -> torch.Tensor:
+    """FitNets' hint loss: 1/(2N) sum_n || u_h - r(v_g) ||^2.
+
+    ``student_feat`` (N, C_s, h, w) is the guided middle layer v_g, ``regressor`` r maps it to the teacher's
+    channels (a ``ChannelAdapter`` or any conv), ``teacher_feat`` (N, C_t, H, W) is the hint u_h. The paper
+    takes conv3_3 as the hint layer. When (H, W) != (h, w) the hint is resized to the regressor's output.
+    """
+    guided = regressor(student_feat)
+    hint = _resize_to(teacher_feat, guided.shape[-2:])
+    return (hint - guided).pow(2).sum() / (2 * guided.shape[0])
+
+
+def attention_map(feat: torch.Tensor, p: float = 2.0) -> torch.Tensor:
+    """Zagoruyko & Komodakis' activation-based attention: mean over channels of |A|^p, (N, C, H, W) -> (N, H, W)."""
+    return feat.abs().pow(p).mean(dim=1)
+
+
+def attention_transfer_loss(student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor],
+                            p: float = 2.0) -> torch.Tensor:
+    """Attention transfer: sum over layer pairs j of 1/(2N) sum_n || Q^S_j / ||Q^S_j|| - Q^T_j / ||Q^T_j|| ||^2.
+
+    Q is the vectorised ``attention_map``; normalising it makes the loss blind to the maps' scale and to the
+    channel counts, so no adapter is needed. The distance is squared (as in the authors' released code, whose
+    mean over positions differs only by a constant factor folded into the weight) so it is smooth at zero. The
+    paper uses conv3_3, conv4_3 and conv5_3. A teacher's attention map of another size is resized to the
+    student's.
+    """
+    if len(student_feats) != len(teacher_feats):
+        raise ValueError(f"{len(student_feats)} student layers but {len(teacher_feats)} teacher layers")
+    total = torch.zeros(())
+    for s_feat, t_feat in zip(student_feats, teacher_feats):
+        q_s = attention_map(s_feat, p)
+        q_t = _resize_to(attention_map(t_feat, p)[:, None], q_s.shape[-2:])[:, 0]
+        diff = F.normalize(q_s.flatten(1), dim=1) - F.normalize(q_t.flatten(1), dim=1)
+        total = total + diff.pow(2).sum() / (2 * diff.shape[0])
+    return total

@@ -1,0 +1,224 @@
+"""The epoch loop every trainer shares: batches, AMP, per-epoch checkpoints, resume, dvclive curves, and
+DistributedDataParallel when the stage runs under torchrun (distributed.py).
+
+What differs between trainers (baseline BCE, stage 1, stage 2) is only ``step``: a function of the model and
+one batch that returns the loss (and, for classifiers, logits for the validation mAP).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader, Dataset, Sampler
+from tqdm import tqdm
+
+from ..data.images import random_hflip
+from ..evaluate.metrics import mean_over_classes, per_class_ap
+from ..pipeline.atomic import atomic_path
+from ..pipeline.errors import UserError
+from . import checkpoint, distributed
+from .device import autocast
+
+log = logging.getLogger(__name__)
+
+# step(model, images, labels, image_indices) -> {"loss": scalar tensor, optional "logits": (B, K) tensor}
+Step = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], dict]
+
+
+@dataclass(frozen=True)
+class Hardware:
+    """How a trainer uses the machine (params' ``train`` section): speed, not what is learnt."""
+
+    channels_last: bool = False  # CUDA only
+    pin_memory: bool = False  # CUDA only
+    prefetch_factor: int = 2  # with workers only
+    persistent_workers: bool = False  # with workers only
+
+    @classmethod
+    def from_params(cls, train: dict) -> Hardware:
+        loader = train["loader"]
+        return cls(train["channels_last"], loader["pin_memory"], loader["prefetch_factor"],
+                   loader["persistent_workers"])
+
+
+@dataclass(frozen=True)
+class LoopConfig:
+    epochs: int
+    batch_size: int  # the global batch; under DDP each rank takes its share
+    seed: int
+    num_workers: int
+    hflip: bool
+    amp: bool
+    device: torch.device
+    hardware: Hardware = Hardware()
+
+
+def _loader(data: Dataset, cfg: LoopConfig, sampler: Sampler) -> DataLoader:
+    """One loader per fit, so persistent workers live across epochs; the sampler decides the order."""
+    workers, hardware = cfg.num_workers, cfg.hardware
+    # Its own generator seeds the workers, so the global RNG (which steps draw from) is left untouched.
+    return DataLoader(data, batch_size=distributed.rank_batch_size(cfg.batch_size), sampler=sampler,
+                      num_workers=workers, generator=torch.Generator().manual_seed(cfg.seed),
+                      pin_memory=hardware.pin_memory and cfg.device.type == "cuda",
+                      prefetch_factor=hardware.prefetch_factor if workers else None,
+                      persistent_workers=hardware.persistent_workers and workers > 0, drop_last=False)
+
+
+def _inputs(images: torch.Tensor, cfg: LoopConfig) -> torch.Tensor:
+    images = images.to(cfg.device, non_blocking=True)
+    if cfg.hardware.channels_last and cfg.device.type == "cuda" and images.dim() == 4:
+        images = images.contiguous(memory_format=torch.channels_last)  # what the model's weights are in
+    return images
+
+
+def _kept(epoch: int, resume_dir: Path) -> str:
+    """What a run stopped during ``epoch`` (0-based) leaves to resume from."""
+    return (f"the checkpoint after epoch {epoch} is kept in {resume_dir / checkpoint.LAST}" if epoch
+            else "no epoch had finished, so there is no checkpoint")
+
+
+def _check_finite(loss: torch.Tensor, epoch: int, step: int, image_ids: np.ndarray, resume_dir: Path) -> None:
+    if not torch.isfinite(loss):
+        raise UserError(f"training stopped: loss is {loss.item()} at epoch {epoch + 1}, step {step + 1}; batch "
+                        f"image ids {image_ids.tolist()}; {_kept(epoch, resume_dir)}")
+
+
+def _check_weights(model: torch.nn.Module, epoch: int, resume_dir: Path) -> None:
+    """An epoch's last step can leave non-finite weights behind a finite loss; they must not be checkpointed."""
+    bad = [name for name, value in model.state_dict().items()
+           if value.is_floating_point() and not value.isfinite().all()]
+    if bad:
+        raise UserError(f"training stopped: weights {', '.join(bad[:3])} are not finite after epoch {epoch + 1}; "
+                        f"{_kept(epoch, resume_dir)}")
+
+
+def evaluate_loss(model: torch.nn.Module, step: Step, loader: DataLoader, cfg: LoopConfig) -> dict:
+    """Mean loss over ``loader``'s data and, when ``step`` returns logits, the interpolated mAP (%).
+
+    Under DDP each rank evaluates its shard (:class:`distributed.Shard`) and the results are pooled.
+    """
+    model.eval()
+    total, count, scores, labels = 0.0, 0, [], []
+    with torch.no_grad():
+        for images, targets, index in loader:
+            images, targets = _inputs(images, cfg), targets.to(cfg.device, non_blocking=True)
+            with autocast(cfg.device, cfg.amp):
+                out = step(model, images, targets, index)
+            total += out["loss"].item() * len(images)
+            count += len(images)
+            if "logits" in out:
+                scores.append(torch.sigmoid(out["logits"].float()).cpu().numpy())
+                labels.append(targets.cpu().numpy())
+    total, count = distributed.sum_all(total, count)
+    pooled = distributed.gather((scores, labels))
+    scores, labels = [s for part in pooled for s in part[0]], [y for part in pooled for y in part[1]]
+    result = {"loss": total / max(count, 1)}
+    if scores:
+        ap = per_class_ap(np.concatenate(scores), np.concatenate(labels), interpolated=True)
+        result["mAP"] = 100.0 * mean_over_classes(ap, warn=False)
+    return result
+
+
+def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None, cfg: LoopConfig,
+        optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
+        resume_dir: Path, live_dir: Path, image_ids: np.ndarray) -> list[dict]:
+    """Train for ``cfg.epochs``, resuming from ``resume_dir`` if a checkpoint of this config is there.
+
+    ``image_ids`` maps dataset indices to image ids (named in the error when a loss goes non-finite).
+    Returns the per-epoch history (also logged with dvclive to ``live_dir``). Under DDP only rank 0 returns:
+    the other ranks exit when training ends, so what a trainer writes afterwards is written once.
+    """
+    from dvclive import Live
+
+    model.to(cfg.device)
+    if cfg.device.type == "cuda":
+        torch.backends.cudnn.benchmark = True  # a few input sizes: cuDNN times its kernels once per size
+        if cfg.hardware.channels_last:
+            model.to(memory_format=torch.channels_last)  # NHWC: what tensor-core convolutions read fastest
+    history: list[dict] = []
+    start = 0
+    state = checkpoint.load_last(resume_dir, model, optimizer)
+    if state is not None:
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        if scheduler is not None:
+            scheduler.load_state_dict(state["scheduler"])
+        checkpoint.set_rng_state(state["rng"])
+        history, start = state["history"], state["epoch"]
+        log.info("resuming from %s after epoch %d", resume_dir / checkpoint.LAST, start)
+    flip_generator = torch.Generator().manual_seed(cfg.seed)
+    if state is not None:
+        flip_generator.set_state(state["flip_rng"])
+
+    main = distributed.is_main()
+    train_step = distributed.wrap(model, step)
+    # The shuffle order depends on (seed, epoch) only, so a resumed epoch sees the batches it would have seen.
+    sampler = distributed.train_sampler(train, cfg.seed * 100_003)
+    train_loader = _loader(train, cfg, sampler)
+    val_loader = _loader(val, cfg, distributed.Shard(len(val))) if val is not None and len(val) else None
+    # Rank 0 writes the curves beside live_dir and renames them into place at the end, like every other output:
+    # a killed run leaves no metrics file that looks finished.
+    with atomic_path(live_dir) if main else contextlib.nullcontext() as live_tmp:
+        live = Live(str(live_tmp), dvcyaml=False, save_dvc_exp=False, report=None) if main else None
+        for past in history if main else ():  # both tools delete outputs before a rerun: rebuild resumed epochs
+            _log_epoch(live, past)
+        for epoch in range(start, cfg.epochs):
+            model.train()
+            sampler.set_epoch(epoch)
+            distributed.seed_epoch(cfg.seed, epoch, flip_generator)
+            started, total, count = time.perf_counter(), 0.0, 0
+            batches = tqdm(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True,
+                           disable=not main)
+            for step_index, (images, targets, index) in enumerate(batches):
+                if cfg.hflip:
+                    images = random_hflip(images, flip_generator)
+                images, targets = _inputs(images, cfg), targets.to(cfg.device, non_blocking=True)
+                with autocast(cfg.device, cfg.amp):
+                    loss = train_step(model, images, targets, index)["loss"]
+                _check_finite(loss, epoch, step_index, image_ids[index.numpy()], resume_dir)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                total += loss.item() * len(images)
+                count += len(images)
+                batches.set_postfix(loss=f"{total / count:.4f}")
+            distributed.sync_buffers(model)  # rank 0's batch-norm statistics, the ones its checkpoint holds
+            total, count = distributed.sum_all(total, count)
+            record = {"epoch": epoch + 1, "train/loss": total / count, "lr": optimizer.param_groups[0]["lr"],
+                      "seconds": time.perf_counter() - started}
+            if val_loader is not None:
+                record.update({f"val/{k}": v for k, v in evaluate_loss(model, step, val_loader, cfg).items()})
+                if scheduler is not None:
+                    scheduler.step(record["val/loss"])
+            _check_weights(model, epoch, resume_dir)
+            history.append(record)
+            if not main:
+                continue
+            _log_epoch(live, record)
+            log.info("epoch %d/%d %s", epoch + 1, cfg.epochs,
+                     " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
+            checkpoint.save(resume_dir, {
+                "model": model.state_dict(), "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict() if scheduler is not None else None,
+                "rng": checkpoint.rng_state(), "flip_rng": flip_generator.get_state(),
+                "history": history, "epoch": epoch + 1,
+            })
+        if live is not None:
+            live.end()
+    distributed.finish()
+    return history
+
+
+def _log_epoch(live, record: dict) -> None:
+    for key, value in record.items():
+        if key != "epoch" and isinstance(value, (int, float)) and math.isfinite(value):
+            live.log_metric(key, value)
+    live.next_step()

@@ -1,1 +1,0 @@
-"""Networks: backbones split at their stride-16 map, and the student classifier."""

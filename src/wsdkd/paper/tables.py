@@ -1,0 +1,284 @@
+"""The paper's tables as runs: each row is a configuration of the one distillation trainer (workflow/tables.yaml).
+
+A student row is params.yaml with a few dotted overrides of ``student.*`` / ``distill.*`` and a seed. It is
+trained in ``experiments/rows/<fingerprint>/`` (its stage 1 in ``experiments/features/<fingerprint>/``) on top
+of the DAG's teacher and cache; the fingerprints cover the row's settings and the teacher's identity, so a rerun
+reuses every finished row (and every finished stage 1, which rows share when their ``student`` and
+``distill.features`` agree) and only trains what changed.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import statistics
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import yaml
+
+from ..evaluate.reports import evaluate_folder
+from ..pipeline import resume
+from ..pipeline.atomic import write_text_atomic
+from ..pipeline.config import validate_params
+from ..pipeline.errors import UserError
+
+log = logging.getLogger(__name__)
+
+TUNABLE_SECTIONS = ("student", "distill")  # rows share one teacher, so only the student's side may change
+COLUMN_NAMES = {"mAP": "mAP", "F1_C": "F1-C", "F1_O": "F1-O", "top3_F1_C": "F1-C top-3", "top3_F1_O": "F1-O top-3"}
+METRICS_FILE = "metrics.json"
+
+
+# The plain student (Eq. 10), the distilled one and the teacher, and the DAG's folders (under models/) of each.
+DAG_FOLDERS = {"student_wo": "student_wo", "student_w": "student_w", "teacher": "teacher_predictions"}
+MODELS = tuple(DAG_FOLDERS)
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str
+    label: str
+    overrides: dict[str, Any]
+    model: str = "student_w"
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    title: str
+    paper_dataset: str
+    columns: list[str]
+    rows: dict[str, list]  # row name -> the paper's numbers, one per column
+    seeds: list[int] | None  # None: the seed params.yaml gives
+
+
+@dataclass(frozen=True)
+class Workspace:
+    """Where a table's runs read their inputs and keep their outputs.
+
+    ``dag`` maps each of MODELS to the DAG's own output folder: a row whose settings are the DAG's is read from
+    there (Snakemake brings it up to date first) instead of being trained again.
+    """
+
+    manifest: Path
+    cache: Path
+    teacher: Path
+    dag: dict[str, Path]
+    experiments: Path
+
+
+def load_tables(path: Path) -> tuple[dict[str, Row], dict[str, Table]]:
+    """Rows and tables of ``path``; a table naming an unknown row, or a row of the wrong length, is a UserError."""
+    spec = yaml.safe_load(path.read_text())
+    rows = {name: Row(name, r["label"], r.get("set", {}), r.get("model", "student_w"))
+             for name, r in spec["rows"].items()}
+    for row in rows.values():
+        if row.model not in MODELS:
+            raise UserError(f"{path}: row {row.name}: model {row.model!r} is not one of {', '.join(MODELS)}")
+        if row.model != "student_w" and row.overrides:
+            raise UserError(f"{path}: row {row.name}: only distilled students (model student_w) take overrides")
+    tables = {}
+    for name, t in spec["tables"].items():
+        for row, paper in t["rows"].items():
+            if row not in rows:
+                raise UserError(f"{path}: table {name} names row {row!r}, which is not under rows:")
+            if len(paper) != len(t["columns"]):
+                raise UserError(f"{path}: table {name}, row {row}: {len(paper)} paper numbers for "
+                                f"{len(t['columns'])} columns")
+        unknown = [c for c in t["columns"] if c not in COLUMN_NAMES]
+        if unknown:
+            raise UserError(f"{path}: table {name}: unknown columns {unknown} (expected some of {list(COLUMN_NAMES)})")
+        tables[name] = Table(name, t["title"], t["paper_dataset"], t["columns"], t["rows"], t.get("seeds"))
+    return rows, tables
+
+
+def apply_overrides(params: dict, overrides: dict[str, Any], source: str) -> dict:
+    """A validated copy of ``params`` with each dotted ``section.key`` of ``overrides`` set."""
+    out = copy.deepcopy(params)
+    for dotted, value in overrides.items():
+        *parents, leaf = dotted.split(".")
+        if not parents or parents[0] not in TUNABLE_SECTIONS:
+            raise UserError(f"{source}: override {dotted}: only {', '.join(TUNABLE_SECTIONS)} settings may change "
+                            "between the rows of a table (they share one teacher)")
+        node = out
+        for key in parents:
+            node = node.get(key) if isinstance(node, dict) else None
+            if node is None:
+                break
+        if not isinstance(node, dict) or leaf not in node:
+            raise UserError(f"{source}: override {dotted}: params.yaml has no such setting")
+        node[leaf] = value
+    return validate_params(out, source)
+
+
+def _digest_files(paths: list[Path]) -> str:
+    return resume.fingerprint([resume.file_digest(path) for path in paths])
+
+
+def upstream_identity(ws: Workspace, params: dict) -> tuple[str, str]:
+    """What the rows inherit from the DAG: the dataset's manifest; and it with the teacher and the cache settings."""
+    teacher_files = sorted(ws.teacher.glob("*.pt"))
+    if not teacher_files:
+        raise UserError(f"{ws.teacher}: no teacher model file; run the DAG up to the teacher cache first")
+    data = _digest_files(sorted(ws.manifest.glob("*.json")) + sorted(ws.manifest.glob("*.parquet")))
+    return data, resume.fingerprint(data, _digest_files(teacher_files), params["cache"])
+
+
+def reuses_dag(row: Row, row_params: dict, dag_params: dict) -> bool:
+    """Whether the DAG's own output is this row: the teacher always, a student when its settings are the DAG's."""
+    return row.model == "teacher" or row_params == dag_params
+
+
+def _headline(folder: Path, cfg: dict) -> dict:
+    """The headline metrics of a model folder, as the evaluate stage computes them."""
+    return evaluate_folder(folder, cfg)[0]
+
+
+def _finished(row_dir: Path) -> dict | None:
+    metrics_path = row_dir / METRICS_FILE
+    if metrics_path.is_file():
+        log.info("reusing %s", row_dir)
+        return json.loads(metrics_path.read_text())
+    return None
+
+
+def _record(row_dir: Path, params: dict, extra: dict) -> dict:
+    metrics = {"params": {k: params[k] for k in ("student", "distill")}, **extra,
+               **_headline(row_dir / "student", params["evaluate"])}
+    write_text_atomic(row_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    return metrics
+
+
+def _hardware(params: dict):
+    """The loop's loader and memory-layout settings (params' ``train``); a table trains in one process."""
+    from ..engine.loop import Hardware
+
+    return Hardware.from_params(params["train"])
+
+
+def run_plain_row(params: dict, ws: Workspace, data: str) -> dict:
+    """Train (or reuse) the student without distillation (Eq. 10) with these settings."""
+    from ..student.training import train_student  # torch only when a row trains
+
+    key = resume.fingerprint(data, params["student"])
+    row_dir = ws.experiments / "rows" / key
+    if (done := _finished(row_dir)) is not None:
+        return done
+    train_student(params["student"], ws.manifest, row_dir / "student", row_dir / "live", f"table-row-{key}",
+                  _hardware(params))
+    return _record(row_dir, params, {})
+
+
+def run_distilled_row(params: dict, ws: Workspace, upstream: str) -> dict:
+    """Train (or reuse) one distilled student: stage 1 (shared by rows that agree on it) then stage 2."""
+    from ..distill.training import train_distilled, train_features  # torch only when a row trains
+
+    student, distill = params["student"], params["distill"]
+    features_key = resume.fingerprint(upstream, student, distill["features"])
+    row_key = resume.fingerprint(features_key, distill["predictions"])
+    features_dir = ws.experiments / "features" / features_key
+    row_dir = ws.experiments / "rows" / row_key
+    if (done := _finished(row_dir)) is not None:
+        return done
+    if not (features_dir / "model.pt").is_file():
+        train_features(student, distill["features"], ws.manifest, ws.cache, ws.teacher, features_dir,
+                       features_dir.with_name(f"{features_key}-live"), f"table-features-{features_key}",
+                       _hardware(params))
+    train_distilled(student, distill["predictions"], ws.manifest, ws.cache, ws.teacher, features_dir,
+                    row_dir / "student", row_dir / "live", f"table-row-{row_key}", _hardware(params))
+    return _record(row_dir, params, {"features": str(features_dir)})
+
+
+def planned_runs(table: Table, rows: dict[str, Row], params: dict, tables_path: Path,
+                 seeds: list[int] | None = None) -> Iterator[tuple[Row, int | None, dict]]:
+    """(row, seed, its params) of every run of the table; the teacher's row runs once, with no seed."""
+    seeds = seeds or table.seeds or [params["student"]["seed"]]
+    for name in table.rows:
+        row = rows[name]
+        if row.model == "teacher":
+            yield row, None, params
+            continue
+        for seed in seeds:
+            yield row, seed, apply_overrides(params, {**row.overrides, "student.seed": seed},
+                                             f"{tables_path} row {name}")
+
+
+def dag_targets(runs: list[tuple[Row, int | None, dict]], dag_params: dict, ws: Workspace) -> list[Path]:
+    """What Snakemake must bring up to date first: the teacher cache, and the DAG outputs the table reuses."""
+    targets = [ws.cache]
+    for row, _, row_params in runs:
+        if reuses_dag(row, row_params, dag_params) and ws.dag[row.model] not in targets:
+            targets.append(ws.dag[row.model])
+    return targets
+
+
+def run_table(runs: list[tuple[Row, int | None, dict]], dag_params: dict, ws: Workspace) -> dict[str, list[dict]]:
+    """Each row's metrics, one entry per seed, trained here unless the DAG's output (or an earlier run) is it.
+
+    ``dag_params`` are params.yaml's, which the DAG's outputs were made with."""
+    data, upstream = upstream_identity(ws, dag_params)
+    results: dict[str, list[dict]] = {}
+    for row, seed, row_params in runs:
+        log.info("row %s%s", row.name, "" if seed is None else f", seed {seed}")
+        if reuses_dag(row, row_params, dag_params):
+            folder = ws.dag[row.model]
+            metrics = {"dag": str(folder), **_headline(folder, dag_params["evaluate"])}
+        elif row.model == "student_wo":
+            metrics = run_plain_row(row_params, ws, data)
+        else:
+            metrics = run_distilled_row(row_params, ws, upstream)
+        results.setdefault(row.name, []).append(metrics if seed is None else {"seed": seed, **metrics})
+    return results
+
+
+def _mean_std(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.1f}"
+    return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
+
+
+def table_markdown(table: Table, rows: dict[str, Row], results: dict[str, list[dict]], dataset: str) -> str:
+    """The paper's layout: one line per method, each metric as ours beside the paper's; seeds listed after."""
+    header = ["Method"] + [f"{COLUMN_NAMES[c]} {who}" for c in table.columns for who in ("ours", "paper")]
+    lines = [f"## {table.title}", "",
+             f"Ours: the {dataset} test split (mean ± std over seeds when several); paper: {table.paper_dataset}.",
+             "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, paper in table.rows.items():
+        runs = results[name]
+        cells = [rows[name].label]
+        for column, theirs in zip(table.columns, paper):
+            cells += [_mean_std([run[column] for run in runs]), str(theirs)]
+        lines.append("| " + " | ".join(cells) + " |")
+    seeded = {name: runs for name, runs in results.items() if "seed" in runs[0]}
+    if any(len(runs) > 1 for runs in seeded.values()):
+        lines += ["", "Per seed (mAP):", "", "| Method | " + " | ".join(f"seed {r['seed']}" for r in
+                                                                       next(iter(seeded.values()))) + " |",
+                  "|---|" + "---|" * len(next(iter(seeded.values())))]
+        lines += [f"| {rows[name].label} | " + " | ".join(f"{r['mAP']:.2f}" for r in runs) + " |"
+                  for name, runs in seeded.items()]
+    if "baseline" in seeded and "ours" in seeded:
+        gains = [o["mAP"] - b["mAP"] for o, b in zip(seeded["ours"], seeded["baseline"])]
+        lines += ["", f"Distillation gain (ours − baseline), mAP: {_mean_std(gains)} points"
+                      f" (per seed: {', '.join(f'{g:+.2f}' for g in gains)}; paper: "
+                      f"{_paper_gain(table)})."]
+    return "\n".join(lines) + "\n"
+
+
+def _paper_gain(table: Table) -> str:
+    ours, base = table.rows["ours"][0], table.rows["baseline"][0]
+    if isinstance(ours, str):  # "COCO / NUS-WIDE" pairs
+        pairs = zip(ours.split("/"), base.split("/"))
+        return " / ".join(f"{float(o) - float(b):+.1f}" for o, b in pairs)
+    return f"{ours - base:+.1f}"
+
+
+def write_table(table: Table, rows: dict[str, Row], results: dict[str, list[dict]], dataset: str,
+                out_dir: Path) -> Path:
+    path = out_dir / f"{table.name}.md"
+    write_text_atomic(path, table_markdown(table, rows, results, dataset))
+    slim = {name: [{k: v for k, v in run.items() if k != "params"} for run in runs] for name, runs in results.items()}
+    write_text_atomic(out_dir / f"{table.name}.json", json.dumps(slim, indent=2) + "\n")
+    return path

@@ -1,1 +1,0 @@
-"""Training: the resumable epoch loop shared by every trainer, and the trainers themselves."""
