@@ -27,9 +27,7 @@ from .paper import tables
 from .pipeline.atomic import atomic_path, write_text_atomic
 from .pipeline.config import load_params
 from .pipeline.errors import UserError, exits_cleanly
-from .predict import export
-from .predict import files as predict
-from .predict import formats as predict_format
+from .predict import export, files, formats
 from .predict.teacher import load_teacher_predictor
 from .teacher.wsddn import TEACHER_FORMAT
 
@@ -71,9 +69,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="a model file written by train_student or train_teacher")
     p.add_argument("--threshold", type=float, default=None,
                    help="a class is a label when its score is strictly above this (default: the model file's "
-                        f"threshold, else {predict.DEFAULT_THRESHOLD})")
+                        f"threshold, else {files.DEFAULT_THRESHOLD})")
     p.add_argument("--top-k", type=_non_negative_int, default=3, help="best classes listed per image (default 3)")
-    p.add_argument("--format", choices=predict_format.FORMATS, default=None,
+    p.add_argument("--format", choices=formats.FORMATS, default=None,
                    help="jsonl: one JSON object per image; csv: one row per image with a score column per "
                         "class; table: aligned text (default: table on a terminal, else jsonl)")
     p.add_argument("--out", type=Path, default=None,
@@ -137,30 +135,30 @@ def _output(out: Path | None) -> Iterator[TextIO]:
         yield stream
 
 
-def _load_predictor(path: Path) -> predict.Predictor:
+def _load_predictor(path: Path) -> files.Predictor:
     """The predictor of the kind the file declares; anything else goes to the student loader, which explains."""
     if model_file_kind(path) == TEACHER_FORMAT:
         return load_teacher_predictor(path)
-    return predict.StudentPredictor(*predict.load_model(path))
+    return files.StudentPredictor(*files.load_model(path))
 
 
 def _predict(args: argparse.Namespace) -> int:
     predictor = _load_predictor(args.model)
     meta = predictor.meta
     device = resolve_device(args.device, "--device")
-    paths, problems = predict.collect_images(args.images)
+    paths, problems = files.collect_images(args.images)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
-    threshold = args.threshold if args.threshold is not None else meta.get("threshold", predict.DEFAULT_THRESHOLD)
+    threshold = args.threshold if args.threshold is not None else meta.get("threshold", files.DEFAULT_THRESHOLD)
     fmt = args.format or ("table" if args.out is None and sys.stdout.isatty() else "jsonl")
     # A bar only where someone watches it, and only when there is something to wait for.
     progress = sys.stderr.isatty() and len(paths) > args.batch_size
     unreadable = 0
     with _output(args.out) as stream:
-        writer = predict_format.make_writer(fmt, stream, meta["class_names"], threshold, args.top_k,
+        writer = formats.make_writer(fmt, stream, meta["class_names"], threshold, args.top_k,
                                             [str(p) for p in paths])
-        for outcome in predict.predict_files(predictor, paths, args.batch_size, device, args.workers, progress):
-            if isinstance(outcome, predict.ImageFailure):
+        for outcome in files.predict_files(predictor, paths, args.batch_size, device, args.workers, progress):
+            if isinstance(outcome, files.ImageFailure):
                 unreadable += 1
                 tqdm.write(f"error: {outcome.message}", file=sys.stderr)
             else:
@@ -173,7 +171,7 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    model, meta = predict.load_model(args.model)
+    model, meta = files.load_model(args.model)
     metadata = export.export_student(model, meta, args.format, args.out, args.input_size)
     print(f"wrote {args.out} ({args.format}: {metadata['input']} -> {metadata['output']})", file=sys.stderr)
     return EXIT_OK

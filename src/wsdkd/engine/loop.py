@@ -24,10 +24,7 @@ from ..data.images import random_hflip
 from ..evaluate.metrics import mean_over_classes, per_class_ap
 from ..pipeline.atomic import atomic_path
 from ..pipeline.errors import UserError
-from . import checkpoint
-from . import choice
-from . import distributed
-from . import schedule
+from . import checkpoint, choice, distributed, schedule
 from .device import autocast
 
 log = logging.getLogger(__name__)
