@@ -7,8 +7,7 @@ import math
 import pytest
 import torch
 
-from wsdkd.engine import choice
-from wsdkd.engine import schedule
+from wsdkd.engine import choice, schedule
 from wsdkd.pipeline.errors import UserError
 
 COSINE = {"schedule": "cosine", "warmup_epochs": 1, "lr_decay_factor": 0.1, "lr_patience": 0}

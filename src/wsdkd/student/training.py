@@ -15,8 +15,7 @@ import torch
 from ..backbones.zoo import build_backbone
 from ..data.images import SquareImages
 from ..data.manifest import Split, read_split
-from ..engine import choice
-from ..engine import schedule
+from ..engine import choice, schedule
 from ..engine.checkpoint import seed_everything
 from ..engine.device import resolve_device
 from ..engine.loop import Hardware, LoopConfig, fit
