@@ -142,7 +142,8 @@ def test_paper_teacher_estimate_holds_what_it_must():
 
 
 def test_the_trainers_take_their_micro_batch_from_the_cap():
-    student = {"epochs": 1, "batch_size": 32, "seed": 0, "num_workers": 0, "hflip": False, "amp": False}
+    student = {"epochs": 1, "batch_size": 32, "seed": 0, "num_workers": 0, "hflip": False, "amp": False,
+               "select": "last"}
     memory = me.StageMemory(state_bytes=GB, per_image_bytes=GB // 4)
     assert loop_config(student, CPU, Hardware(memory_cap_gb=3.0), memory, "train_student").micro_batch == 8
     assert loop_config(student, CPU, Hardware(), memory, "train_student").micro_batch is None

@@ -29,6 +29,7 @@ from torch import nn
 from ..backbones.taps import Taps
 from ..backbones.zoo import build_backbone
 from ..data.manifest import Split
+from ..engine import choice
 from ..engine.checkpoint import seed_everything
 from ..engine.device import resolve_device
 from ..engine.loop import Hardware, fit
@@ -309,14 +310,17 @@ def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: 
         model = FeatureStudent(student, feature_adapter(cfg["method"], cfg["layer"], student, teacher,
                                                         cfg["hint_stride"]))
         step = FeatureStep(parts, cfg, teacher, student_cfg["input_size"], cached)
+        # Stage 1's own optimiser and schedule, the same for every stage-1 method (the plateau rule's factor and
+        # patience are the student's).
+        own = ("lr", "momentum", "weight_decay", "schedule", "warmup_epochs")
         optimizer, scheduler = sgd([{"params": model.conv_parameters(cfg["layer"])}],
-                                   {**student_cfg, **{k: cfg[k] for k in ("lr", "momentum", "weight_decay")}})
+                                   {**student_cfg, **{k: cfg[k] for k in own}}, cfg["epochs"], "distill.features")
         datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(teacher_dir / TEACHER_FILE))
         history = fit(model, step, datasets["train"], datasets["val"],
                       loop_config(student_cfg, device, hardware, _feature_memory(student_cfg, cfg, parts[0].targets),
-                                  stage, epochs=cfg["epochs"], hflip=False), optimizer,
+                                  stage, epochs=cfg["epochs"], hflip=False, keep_best=False), optimizer,
                       scheduler, resume.resume_dir(stage, key), live_dir, _image_ids(splits))
     finally:
         for part in parts:
@@ -352,21 +356,23 @@ def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir:
         optimizer, scheduler = sgd([
             {"params": list(student.parameters())},
             {"params": temperatures, "lr": student_cfg["lr"] * cfg["temperature_lr_scale"], "weight_decay": 0.0},
-        ], student_cfg)
+        ], student_cfg, student_cfg["epochs"], "student")
         datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(init_dir / MODEL_FILE))
+        resume_dir = resume.resume_dir(stage, key)
         history = fit(model, PredictionStep(parts, cfg, teacher, student_cfg["hflip"]), datasets["train"], datasets["val"],
                       loop_config(student_cfg, device, hardware,
                                   student_training(student_cfg, splits["train"].num_classes), stage, hflip=False),
-                      optimizer, scheduler,
-                      resume.resume_dir(stage, key), live_dir, _image_ids(splits))
+                      optimizer, scheduler, resume_dir, live_dir, _image_ids(splits))
+        selected = choice.restore(resume_dir, model, history, student_cfg["select"])
     finally:
         for part in parts:
             part.targets.close()
     temps = {name: [round(v, 4) for v in getattr(model, name)().tolist()]
              for name in ("student_t", "teacher_tc")}
     write_student(out_dir, student, splits, student_cfg,
-                  describe(student_cfg, history, distillation=cfg, temperatures=temps), device)
+                  describe(student_cfg, history, selected_epoch=selected, distillation=cfg, temperatures=temps),
+                  device)
     resume.clear(stage)
     return history

@@ -26,7 +26,7 @@ from ..data.images import random_hflip
 from ..evaluate.metrics import mean_over_classes, per_class_ap
 from ..pipeline.atomic import atomic_path
 from ..pipeline.errors import UserError
-from . import checkpoint, distributed
+from . import checkpoint, choice, distributed, schedule
 from .device import autocast
 
 log = logging.getLogger(__name__)
@@ -63,6 +63,7 @@ class LoopConfig:
     device: torch.device
     hardware: Hardware = Hardware()
     micro_batch: int | None = None  # images per forward/backward pass, gradients accumulated; None: whole batches
+    keep_best: bool = False  # save the best-on-val epoch's weights beside the checkpoint (choice.py)
 
 
 def _loader(data: Dataset, cfg: LoopConfig, sampler: Sampler) -> DataLoader:
@@ -156,7 +157,7 @@ def evaluate_loss(model: torch.nn.Module, step: Step, loader: DataLoader, cfg: L
 
 
 def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None, cfg: LoopConfig,
-        optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
+        optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler | None,
         resume_dir: Path, live_dir: Path, image_ids: np.ndarray) -> list[dict]:
     """Train for ``cfg.epochs``, resuming from ``resume_dir`` if a checkpoint of this config is there.
 
@@ -227,12 +228,14 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
                       "seconds": time.perf_counter() - started}
             if val_loader is not None:
                 record.update({f"val/{k}": v for k, v in evaluate_loss(model, step, val_loader, cfg).items()})
-                if scheduler is not None:
-                    scheduler.step(record["val/loss"])
+            if scheduler is not None:
+                schedule.advance(scheduler, record)
             _check_weights(model, epoch, resume_dir)
             history.append(record)
             if not main:
                 continue
+            if cfg.keep_best:  # before the checkpoint: a run killed between the two redoes the epoch
+                choice.keep(resume_dir, model, history)
             _log_epoch(live, record)
             log.info("epoch %d/%d %s", epoch + 1, cfg.epochs,
                      " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))
