@@ -270,14 +270,11 @@ def test_stage2_step_reports_its_terms(tiny_manifest, tiny_upstream, predictions
 
 
 def test_released_code_preset_builds_its_recipe(default_params, tiny_manifest, tiny_upstream):
-    import yaml
+    from wsdkd.pipeline.config import validate_params
+    from wsdkd.pipeline.presets import load_preset, merge
 
-    from wsdkd.pipeline.config import PROJECT_ROOT, validate_params
-
-    overlay = yaml.safe_load((PROJECT_ROOT / "workflow" / "presets" / "released_code_stage2.yaml").read_text())
-    params = {**default_params, "distill": {**default_params["distill"], "predictions": {
-        **default_params["distill"]["predictions"], **overlay["distill"]["predictions"]}}}
-    validate_params(params, "released_code_stage2.yaml over params.yaml")
+    params = merge(default_params, load_preset("released_code"))
+    validate_params(params, "released_code.yaml over params.yaml")
     cfg = params["distill"]["predictions"]
     split = read_split(tiny_manifest, "train")
     model = DistilledStudent(_student(split.num_classes), split.num_classes, 8, cfg)

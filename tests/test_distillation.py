@@ -8,12 +8,12 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
-from wsdkd.distill.diagnostics import (batch_mean, positive_readings, soft_gradient_opposes_bce,
-                                       temperature_summary)
+from wsdkd.distill.diagnostics import positive_readings, soft_gradient_opposes_bce, temperature_summary
 from wsdkd.distill.losses import (ChannelAdapter, attention_transfer_loss, class_aware_l2, class_aware_sigmoid_ce,
                                   class_aware_soft_loss, fitnets_hint_loss, hinton_kd_loss, multi_layer_roi_distill_loss,
                                   roi_distill_loss, softened_student_predictions, softened_teacher_predictions)
 from wsdkd.distill.temperatures import Temperatures
+from wsdkd.engine.epoch_terms import batch_mean
 from wsdkd.student.losses import hard_label_bce
 from wsdkd.teacher.wsddn import two_stream_scores
 

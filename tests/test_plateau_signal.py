@@ -7,7 +7,8 @@ import pytest
 import torch
 from torch.utils.data import Dataset
 
-from wsdkd.engine.loop import PLATEAU_TERM, LoopConfig, fit
+from wsdkd.engine.loop import LoopConfig, fit
+from wsdkd.engine.schedule import PLATEAU_TERM
 
 
 class _Rows(Dataset):

@@ -1,7 +1,7 @@
 """What stage 2 logs per epoch beside its loss (METHOD.md section 5, "watch the temperatures").
 
 Each function returns *terms*: name -> (sum, count) pairs of floats, which the loop adds up over an epoch's
-batches and divides (``train/epoch_terms.py``), so a mean over positives is exact however the positives fall
+batches and divides (``engine/epoch_terms.py``), so a mean over positives is exact however the positives fall
 into batches. Everything is detached: these are readings, not losses.
 """
 
@@ -9,12 +9,8 @@ from __future__ import annotations
 
 import torch
 
-Terms = dict[str, tuple[float, float]]
+from ..engine.epoch_terms import Terms
 
-
-def batch_mean(name: str, value: torch.Tensor, batch: int) -> Terms:
-    """A per-batch scalar (a loss term), averaged over the epoch's images."""
-    return {name: (float(value.detach()) * batch, float(batch))}
 
 
 def temperature_summary(name: str, t: torch.Tensor, batch: int) -> Terms:

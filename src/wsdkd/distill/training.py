@@ -30,22 +30,27 @@ from torch import nn
 from ..backbones.taps import Taps
 from ..backbones.zoo import build_backbone
 from ..data.manifest import Split
+from ..engine import choice
 from ..engine.checkpoint import seed_everything
 from ..engine.device import resolve_device
+from ..engine.epoch_terms import batch_mean
 from ..engine.loop import Hardware, fit
+from ..engine.memory import StageMemory
 from ..engine.rows import OffsetRows, locate
 from ..pipeline import resume
 from ..pipeline.errors import UserError
 from ..student.losses import hard_label_bce
+from ..student.memory import student_training
 from ..student.model import StudentClassifier, load_student
 from ..student.training import MODEL_FILE, describe, loop_config, read_splits, sgd, write_student
 from ..teacher.inputs import resize_and_flip
 from ..teacher.targets import TeacherTargets
 from ..teacher.wsddn import ROI_SIZE, TEACHER_FILE, TWDet, load_teacher, prior_scaled, roi_features
-from .diagnostics import batch_mean, positive_readings, temperature_summary
+from .diagnostics import positive_readings, temperature_summary
 from .losses import (ChannelAdapter, attention_transfer_loss, class_aware_soft_loss, fitnets_hint_loss,
                      hinton_kd_loss, hinton_targets, roi_distill_loss, softened_student_predictions,
                      softened_teacher_predictions)
+from .memory import feature_training
 from .temperatures import PAPER_INIT, Temperatures
 
 log = logging.getLogger(__name__)
@@ -302,6 +307,12 @@ def uses_cached_features(cfg: dict, cache_has_features: bool) -> bool:
     return cfg["teacher_features"] == "auto" and servable and cache_has_features
 
 
+def _feature_memory(student_cfg: dict, cfg: dict, targets: TeacherTargets) -> StageMemory:
+    """Stage 1's memory estimate, with as many RoIs per image as its targets give."""
+    num_rois = targets.rois(np.zeros(1, np.int64), cfg["roi_source"], cfg["roi_weights"]).boxes.shape[1]
+    return feature_training(student_cfg, len(targets.split.class_names), num_rois, cfg["layer"])
+
+
 def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: Path, teacher_dir: Path,
                    out_dir: Path, live_dir: Path, stage: str, hardware: Hardware = Hardware()) -> list[dict]:
     """Stage 1: write ``out_dir/model.pt``, the student whose convs learnt the teacher's features.
@@ -327,13 +338,17 @@ def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: 
         model = FeatureStudent(student, feature_adapter(cfg["method"], cfg["layer"], student, teacher,
                                                         cfg["hint_stride"]))
         step = FeatureStep(parts, cfg, teacher, student_cfg["input_size"], cached)
+        # Stage 1's own optimiser and schedule, the same for every stage-1 method (the plateau rule's factor and
+        # patience are the student's).
+        own = ("lr", "momentum", "weight_decay", "schedule", "warmup_epochs")
         optimizer, scheduler = sgd([{"params": model.conv_parameters(cfg["layer"])}],
-                                   {**student_cfg, **{k: cfg[k] for k in ("lr", "momentum", "weight_decay")}})
+                                   {**student_cfg, **{k: cfg[k] for k in own}}, cfg["epochs"], "distill.features")
         datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(teacher_dir / TEACHER_FILE))
         history = fit(model, step, datasets["train"], datasets["val"],
-                      loop_config(student_cfg, device, hardware, epochs=cfg["epochs"], hflip=False), optimizer,
+                      loop_config(student_cfg, device, hardware, _feature_memory(student_cfg, cfg, parts[0].targets),
+                                  stage, epochs=cfg["epochs"], hflip=False, keep_best=False), optimizer,
                       scheduler, resume.resume_dir(stage, key), live_dir, _image_ids(splits))
     finally:
         for part in parts:
@@ -379,18 +394,23 @@ def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir:
     try:
         num_proposals = int(parts[0].targets.cache.read("prior", 0).shape[0])
         model = DistilledStudent(student, splits["train"].num_classes, num_proposals, cfg)
-        optimizer, scheduler = sgd(stage2_groups(model, student_cfg["lr"], cfg), student_cfg)
+        optimizer, scheduler = sgd(stage2_groups(model, student_cfg["lr"], cfg), student_cfg, student_cfg["epochs"],
+                                   "student")
         datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(init_dir / MODEL_FILE))
+        resume_dir = resume.resume_dir(stage, key)
         history = fit(model, PredictionStep(parts, cfg, teacher, student_cfg["hflip"]), datasets["train"], datasets["val"],
-                      loop_config(student_cfg, device, hardware, hflip=False), optimizer, scheduler,
-                      resume.resume_dir(stage, key), live_dir, _image_ids(splits))
+                      loop_config(student_cfg, device, hardware,
+                                  student_training(student_cfg, splits["train"].num_classes), stage, hflip=False),
+                      optimizer, scheduler, resume_dir, live_dir, _image_ids(splits))
+        selected = choice.restore(resume_dir, model, history, student_cfg["select"])
     finally:
         for part in parts:
             part.targets.close()
     temps = {name: [round(v, 4) for v in t.tolist()] for name, t in model.temperatures().items()}
     write_student(out_dir, student, splits, student_cfg,
-                  describe(student_cfg, history, distillation=cfg, temperatures=temps), device)
+                  describe(student_cfg, history, selected_epoch=selected, distillation=cfg, temperatures=temps),
+                  device)
     resume.clear(stage)
     return history

@@ -1,8 +1,17 @@
-"""Per-epoch means of the (sum, count) terms a step reports (stage2_diagnostics.py), pooled over DDP ranks."""
+"""Per-epoch means of the (sum, count) terms a step reports (``distill/diagnostics.py``), pooled over DDP ranks."""
 
 from __future__ import annotations
 
+import torch
+
 from . import distributed
+
+Terms = dict[str, tuple[float, float]]
+
+
+def batch_mean(name: str, value: torch.Tensor, batch: int) -> Terms:
+    """A per-batch scalar (a loss term), averaged over the epoch's images."""
+    return {name: (float(value.detach()) * batch, float(batch))}
 
 
 class EpochTerms:
