@@ -3,6 +3,8 @@ temperatures, the compared methods, resume, and a distilled student that predict
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -10,12 +12,15 @@ import torch
 from wsdkd.backbones.taps import Taps
 from wsdkd.backbones.zoo import build_backbone
 from wsdkd.data.manifest import read_split
+from wsdkd.distill.losses import softened_teacher_predictions
 from wsdkd.distill.training import (DistilledStudent, FeatureStep, FeatureStudent, PredictionStep, TargetPart,
-                                    _frozen_teacher, feature_adapter, train_distilled, train_features,
+                                    _frozen_teacher, feature_adapter, stage2_groups, train_distilled, train_features,
                                     uses_cached_features)
 from wsdkd.evaluate.predictions import read_predictions
+from wsdkd.student.losses import hard_label_bce
 from wsdkd.student.model import StudentClassifier, load_student
 from wsdkd.teacher.targets import TeacherTargets
+from wsdkd.teacher.wsddn import roi_features
 
 STUDENT_SIZE = 32
 
@@ -130,14 +135,14 @@ def test_temperatures_stay_positive_and_receive_gradient(tiny_manifest, tiny_ups
     loss = PredictionStep(parts, predictions_cfg, None, hflip=True)(model, pixels, labels, rows)["loss"]
     loss.backward()
     for temps in (model.student_t, model.teacher_tc, model.teacher_td):
-        assert temps.log_t.grad is not None and temps.log_t.grad.abs().sum() > 0
+        assert temps.theta.grad is not None and temps.theta.grad.abs().sum() > 0
         assert (temps() > 0).all()
     # the released code's fixed teacher temperature is a buffer: no gradient, value kept
     fixed = DistilledStudent(_student(split.num_classes), split.num_classes, 8,
                              {**predictions_cfg, "teacher_temperature": 0.5, "student_temperature_init": 5.0})
     assert not fixed.teacher_tc.learnable and torch.allclose(fixed.teacher_tc(), torch.full((split.num_classes,), 0.5))
     assert torch.allclose(fixed.student_t(), torch.full((split.num_classes,), 5.0))
-    assert all(p is not fixed.teacher_tc.log_t for p in fixed.temperature_parameters())
+    assert all(p is not fixed.teacher_tc.theta for p in fixed.temperature_parameters())
 
 
 @pytest.mark.parametrize("soft_loss,attention", [("hinton", 0.0), ("hinton", 10.0), ("class_aware_ce", 0.0),
@@ -182,6 +187,15 @@ def test_stage2_writes_a_student_that_predicts_without_the_teacher(student_cfg, 
         assert model(torch.zeros(2, 3, STUDENT_SIZE, STUDENT_SIZE)).shape == (2, len(description["class_names"]))
     preds = read_predictions(tmp_path / "s2" / "predictions_test.parquet")
     assert preds.scores.shape == read_split(tiny_manifest, "test").labels.shape
+    # every learnt temperature is saved, t^d too; every epoch logs the diagnostics, train and val
+    temps = json.loads((tmp_path / "s2" / "model.json").read_text())["temperatures"]
+    assert len(temps["t"]) == len(temps["tc"]) == len(description["class_names"]) and len(temps["td"]) == 8
+    for key in ("bce", "soft", "t_mean", "t_min", "t_max", "tc_mean", "td_max", "target_on_positives",
+                "student_on_positives", "opposing_share"):
+        assert f"train/{key}" in history[-1] and f"val/{key}" in history[-1], key
+    assert 0.0 <= history[-1]["val/opposing_share"] <= 1.0
+    logged = (tmp_path / "live2" / "plots" / "metrics" / "val" / "opposing_share.tsv").read_text().splitlines()
+    assert len(logged) == 3  # header + one row per epoch
 
 
 def test_interrupted_stage2_resumes_to_the_same_result(student_cfg, features_cfg, predictions_cfg, tiny_manifest,
@@ -201,3 +215,84 @@ def test_interrupted_stage2_resumes_to_the_same_result(student_cfg, features_cfg
     np.testing.assert_allclose(read_predictions(tmp_path / "resumed" / "predictions_test.parquet").scores,
                                read_predictions(tmp_path / "straight" / "predictions_test.parquet").scores,
                                rtol=1e-5, atol=1e-6)
+
+
+def test_fc_layer_scales_the_students_rois_like_the_teachers(tiny_manifest, tiny_upstream, features_cfg):
+    # The teacher's head reads phi * (a s_R + b) (Eq. 2); the student's head must read its own RoIs scaled the same.
+    teacher = _frozen_teacher(tiny_upstream / "teacher", torch.device("cpu"))
+    teacher.a, teacher.b = 2.0, 0.5
+    split, parts, pixels, labels, rows = _batch(tiny_manifest, teacher, tiny_upstream)
+    student = _student(split.num_classes)
+    cfg = {**features_cfg, "layer": "fc", "roi_source": "all", "roi_weights": "none"}
+    model = FeatureStudent(student, feature_adapter("roi", "fc", student, teacher, 4)).eval()
+    seen = []
+    student.backbone.roi_head.register_forward_pre_hook(lambda _module, args: seen.append(args[0].detach()))
+    FeatureStep(parts, cfg, teacher, STUDENT_SIZE, False)(model, pixels, labels, rows)
+    rois = parts[0].targets.rois(rows.numpy(), "all", "none")
+    boxes = parts[0].targets.to_input(rows.numpy(), rois.boxes, STUDENT_SIZE)
+    with torch.no_grad():
+        unscaled = roi_features(student.backbone.body16(pixels), boxes)
+    expected = unscaled * (2.0 * rois.prior.reshape(-1) + 0.5).view(-1, 1, 1, 1)
+    assert unscaled.abs().max() > 0  # a random student's features are small (~1e-6): compare relatively
+    assert torch.allclose(seen[0], expected, rtol=1e-4, atol=1e-12)
+    assert not torch.allclose(seen[0], unscaled, rtol=1e-2, atol=0)
+
+
+def test_class_aware_ce_sends_no_gradient_to_learnable_teacher_temperatures(tiny_manifest, tiny_upstream,
+                                                                           predictions_cfg):
+    split, parts, pixels, labels, rows = _batch(tiny_manifest, None, tiny_upstream)
+    for soft_loss, reaches in (("class_aware_l2", True), ("class_aware_ce", False)):
+        cfg = {**predictions_cfg, "soft_loss": soft_loss}
+        model = DistilledStudent(_student(split.num_classes), split.num_classes, 8, cfg).train()
+        PredictionStep(parts, cfg, None, hflip=False)(model, pixels, labels, rows)["loss"].backward()
+        for temps in (model.teacher_tc, model.teacher_td):
+            assert (temps.theta.grad is not None and temps.theta.grad.abs().sum() > 0) == reaches, soft_loss
+        assert model.student_t.theta.grad.abs().sum() > 0
+
+
+def test_stage2_step_reports_its_terms(tiny_manifest, tiny_upstream, predictions_cfg):
+    split, parts, pixels, labels, rows = _batch(tiny_manifest, None, tiny_upstream)
+    model = DistilledStudent(_student(split.num_classes), split.num_classes, 8, predictions_cfg).eval()
+    with torch.no_grad():
+        out = PredictionStep(parts, predictions_cfg, None, hflip=False)(model, pixels, labels, rows)
+    terms = out["terms"]
+    bce = hard_label_bce(out["logits"].float(), labels).item()
+    assert terms["bce"] == (pytest.approx(4 * bce), 4.0)
+    assert out["loss"].item() == pytest.approx(bce + predictions_cfg["lam"] * terms["soft"][0] / 4, rel=1e-5)
+    assert terms["t_mean"] == (4.0, 4.0) and terms["td_min"] == (4.0, 4.0)  # every temperature starts at 1
+    mc, md, valid = parts[0].targets.logits(rows.numpy())
+    p_t = softened_teacher_predictions(mc, md, torch.ones(split.num_classes), torch.ones(8), valid)
+    positive = labels > 0
+    assert terms["target_on_positives"][0] / terms["target_on_positives"][1] == pytest.approx(
+        p_t[positive].mean().item(), rel=1e-5)
+    student = torch.sigmoid(out["logits"].float())
+    assert terms["opposing_share"] == (float((student > p_t)[positive].sum()), float(positive.sum()))
+
+
+def test_released_code_preset_builds_its_recipe(default_params, tiny_manifest, tiny_upstream):
+    from wsdkd.pipeline.config import validate_params
+    from wsdkd.pipeline.presets import load_preset, merge
+
+    params = merge(default_params, load_preset("released_code"))
+    validate_params(params, "released_code.yaml over params.yaml")
+    cfg = params["distill"]["predictions"]
+    split = read_split(tiny_manifest, "train")
+    model = DistilledStudent(_student(split.num_classes), split.num_classes, 8, cfg)
+    assert not model.teacher_tc.learnable and not model.teacher_td.learnable
+    assert torch.allclose(model.teacher_tc(), torch.full((split.num_classes,), 0.5))
+    # the student's scale 1/T is what is learnt, from 0.2
+    assert model.student_t.learnable and torch.allclose(model.student_t.theta, torch.full((split.num_classes,), 0.2))
+    groups = stage2_groups(model, 1e-3, cfg)
+    assert [g.get("lr") for g in groups] == [None, pytest.approx(1e-2), pytest.approx(1e-2)]
+    assert groups[1]["params"] == list(model.student.classifier.parameters())
+    assert groups[2]["params"] == [model.student_t.theta] and groups[2]["weight_decay"] == 0.0
+    n_student = sum(1 for _ in model.student.parameters())
+    assert len(groups[0]["params"]) + len(groups[1]["params"]) == n_student
+
+
+def test_fixed_student_temperature_and_no_temperature_group(tiny_manifest, predictions_cfg):
+    split = read_split(tiny_manifest, "train")
+    cfg = {**predictions_cfg, "student_temperature": 2.0, "teacher_temperature": 0.5}
+    model = DistilledStudent(_student(split.num_classes), split.num_classes, 8, cfg)
+    assert not model.student_t.learnable and torch.allclose(model.student_t(), torch.full((split.num_classes,), 2.0))
+    assert len(stage2_groups(model, 1e-3, cfg)) == 2  # nothing left to learn among the temperatures

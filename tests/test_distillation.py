@@ -8,10 +8,12 @@ import pytest
 import torch
 from torch.autograd import gradcheck
 
+from wsdkd.distill.diagnostics import positive_readings, soft_gradient_opposes_bce, temperature_summary
 from wsdkd.distill.losses import (ChannelAdapter, attention_transfer_loss, class_aware_l2, class_aware_sigmoid_ce,
-                                  fitnets_hint_loss, hinton_kd_loss, multi_layer_roi_distill_loss, roi_distill_loss,
-                                  softened_student_predictions, softened_teacher_predictions, stage2_loss)
-from wsdkd.distill.temperatures import RELEASED_STUDENT_INIT, RELEASED_TEACHER_T, Temperatures
+                                  class_aware_soft_loss, fitnets_hint_loss, hinton_kd_loss, multi_layer_roi_distill_loss,
+                                  roi_distill_loss, softened_student_predictions, softened_teacher_predictions)
+from wsdkd.distill.temperatures import Temperatures
+from wsdkd.engine.epoch_terms import batch_mean
 from wsdkd.student.losses import hard_label_bce
 from wsdkd.teacher.wsddn import two_stream_scores
 
@@ -132,26 +134,85 @@ def test_class_aware_l2_hand_value():
 def test_soft_loss_switch_changes_the_value():
     # target 0.5, student logit 0: L2 = 0, sigmoid CE = -(0.5 ln 0.5 + 0.5 ln 0.5) = ln 2
     p_t, logits, t = torch.tensor([[0.5]]), torch.zeros(1, 1), torch.ones(1)
-    labels = torch.ones(1, 1)
     assert class_aware_sigmoid_ce(p_t, logits, t).item() == pytest.approx(LN2)
-    assert stage2_loss(logits, labels, p_t, t, soft_loss="l2").item() == pytest.approx(LN2)  # BCE(0, 1) = ln 2
-    assert stage2_loss(logits, labels, p_t, t, soft_loss="sigmoid_ce").item() == pytest.approx(2 * LN2)
-    with pytest.raises(ValueError):
-        stage2_loss(logits, labels, p_t, t, soft_loss="kl")
+    assert class_aware_soft_loss(p_t, logits, t, "l2").item() == pytest.approx(0.0)
+    assert class_aware_soft_loss(p_t, logits, t, "sigmoid_ce").item() == pytest.approx(LN2)
+    with pytest.raises(ValueError, match="soft_loss must be one of"):
+        class_aware_soft_loss(p_t, logits, t, "kl")
 
 
-def test_stage2_loss_hand_value():
-    # BCE(sigmoid(0), 1) = ln 2; p'^S = 0.5 vs p'^T = 1: L2 = 0.25 / 2 = 0.125; lambda = 2 -> ln 2 + 0.25
-    logits, labels, p_t, t = torch.zeros(1, 1), torch.ones(1, 1), torch.ones(1, 1), torch.ones(1)
-    assert stage2_loss(logits, labels, p_t, t, lam=2.0).item() == pytest.approx(LN2 + 0.25)
-    assert stage2_loss(logits, labels, p_t, t, lam=0.0).item() == pytest.approx(hard_label_bce(logits, labels).item())
+def test_bce_and_soft_losses_are_summed_over_classes_averaged_over_images():
+    # Eq. 10-11: 2 images x 3 classes, every logit 0 -> each (image, class) BCE is ln 2; per image 3 ln 2.
+    logits, labels = torch.zeros(2, 3), torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]])
+    assert hard_label_bce(logits, labels).item() == pytest.approx(3 * LN2)
+    # p'^S = 0.5 everywhere, p'^T = 1 on image 0's classes, 0.5 elsewhere: squared errors 3 x 0.25 = 0.75 -> / 2N
+    p_t = torch.tensor([[1.0, 1.0, 1.0], [0.5, 0.5, 0.5]])
+    assert class_aware_l2(p_t, torch.full((2, 3), 0.5)).item() == pytest.approx(0.75 / 4)
+    # CE: image 0 three terms ln 2 (target 1, p 0.5), image 1 three terms ln 2 (target 0.5) -> 6 ln 2 / 2
+    assert class_aware_sigmoid_ce(p_t, logits, torch.ones(3)).item() == pytest.approx(3 * LN2)
+    # Hinton at T 1: each term is ln 2 at p = 0.5 whatever the target -> 3 ln 2 per image
+    assert hinton_kd_loss(logits, torch.full((2, 3), 0.8), 1.0).item() == pytest.approx(3 * LN2)
+
+
+def test_the_paper_lambda_is_k_times_the_old_one():
+    # The ratio of the soft term to the BCE grows by K against a BCE averaged over classes: what lambda = K undoes.
+    k = 5
+    logits = torch.randn(4, k, generator=torch.Generator().manual_seed(0))
+    labels = (torch.rand(4, k, generator=torch.Generator().manual_seed(1)) > 0.5).float()
+    p_t = torch.rand(4, k, generator=torch.Generator().manual_seed(2))
+    soft = class_aware_soft_loss(p_t, logits, torch.ones(k), "l2")
+    old_bce = torch.nn.functional.binary_cross_entropy_with_logits(logits, labels)  # the mean over N x K
+    assert (soft / hard_label_bce(logits, labels)).item() == pytest.approx((soft / old_bce).item() / k)
+
+
+def test_old_scale_is_lambda_k_at_lr_over_k():
+    # One SGD step (momentum, weight decay) on BCE-mean + L2 at lr 0.01 moves the weights exactly as Eq. 10-11
+    # with lambda K at lr 0.01 / K and weight decay x K; with decay as small as the paper's, lambda K alone.
+    k, lr, wd = 4, 0.01, 5e-4
+    x = torch.randn(3, 6, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([[1.0, 0, 0, 1], [0, 1, 0, 0], [1, 1, 1, 0]])
+    p_t = torch.rand(3, k, generator=torch.Generator().manual_seed(1))
+
+    def step(loss_fn, lr, wd):
+        torch.manual_seed(0)
+        layer = torch.nn.Linear(6, k)
+        opt = torch.optim.SGD(layer.parameters(), lr=lr, momentum=0.9, weight_decay=wd)
+        for _ in range(2):
+            opt.zero_grad()
+            loss_fn(layer(x)).backward()
+            opt.step()
+        return layer.weight.detach()
+
+    old = step(lambda m: torch.nn.functional.binary_cross_entropy_with_logits(m, labels)
+               + class_aware_soft_loss(p_t, m, torch.ones(k)), lr, wd)
+    new = step(lambda m: hard_label_bce(m, labels) + k * class_aware_soft_loss(p_t, m, torch.ones(k)), lr / k, wd * k)
+    assert torch.allclose(old, new, atol=1e-7)
+
+
+def test_cross_entropy_never_back_propagates_into_the_teacher_side():
+    # Learnable t^c, t^d: the L2 of Eq. 5 sends a gradient into p'^T (the paper); the released CE does not.
+    mc, md = _f64(1, 3, 2), _f64(1, 3, 2, seed=1)
+    logits, t = _f64(1, 2, seed=2).requires_grad_(), torch.ones(2, dtype=torch.float64)
+    for soft_loss, reaches in (("l2", True), ("sigmoid_ce", False)):
+        tc = torch.ones(2, dtype=torch.float64, requires_grad=True)
+        td = torch.ones(3, dtype=torch.float64, requires_grad=True)
+        p_t = softened_teacher_predictions(mc, md, tc, td)
+        class_aware_soft_loss(p_t, logits, t, soft_loss).backward()
+        assert (tc.grad is not None and tc.grad.abs().sum() > 0) == reaches, soft_loss
+        assert (td.grad is not None and td.grad.abs().sum() > 0) == reaches, soft_loss
+
+
+def test_ce_gradient_on_the_student_is_unchanged_by_the_detach():
+    # d/dm of the CE at t = 2: (sigmoid(m / 2) - p'^T) / 2, summed over classes, / N: m = 0, p'^T = 0.9 -> -0.2
+    logits = torch.zeros(1, 1, requires_grad=True)
+    class_aware_sigmoid_ce(torch.tensor([[0.9]], requires_grad=True), logits, torch.tensor([2.0])).backward()
+    assert logits.grad.item() == pytest.approx((0.5 - 0.9) / 2)
 
 
 @pytest.mark.parametrize("soft_loss", ["l2", "sigmoid_ce"])
-def test_stage2_loss_gradcheck(soft_loss):
-    labels = torch.tensor([[1.0, 0.0, 1.0], [0.0, 0.0, 1.0]], dtype=torch.float64)
+def test_soft_loss_gradcheck(soft_loss):
     p_t = torch.rand(2, 3, generator=torch.Generator().manual_seed(0), dtype=torch.float64)
-    assert gradcheck(lambda m, t: stage2_loss(m, labels, p_t, t, soft_loss=soft_loss),
+    assert gradcheck(lambda m, t: class_aware_soft_loss(p_t, m, t, soft_loss),
                      (_f64(2, 3).requires_grad_(), (_f64(3, seed=1).abs() + 0.5).requires_grad_()))
 
 
@@ -164,7 +225,7 @@ def test_temperatures_stay_positive_under_large_sgd_steps():
         opt.zero_grad()
         loss = (temps() + 5.0).pow(2).sum()
         loss.backward()
-        assert temps.log_t.grad is not None and torch.all(temps.log_t.grad != 0)
+        assert temps.theta.grad is not None and torch.all(temps.theta.grad != 0)
         opt.step()
         assert torch.all(temps() > 0) and torch.all(torch.isfinite(temps()))
 
@@ -175,17 +236,37 @@ def test_temperature_gradient_is_t_times_eq9():
     temps = Temperatures(1, init=3.0)
     softened_student_predictions(m, temps()).sum().backward()
     s = torch.sigmoid(torch.tensor(LN3 / 3.0)).item()
-    assert temps.log_t.grad.item() == pytest.approx(3.0 * (-LN3 / 9.0) * s * (1 - s))
+    assert temps.theta.grad.item() == pytest.approx(3.0 * (-LN3 / 9.0) * s * (1 - s))
 
 
 def test_fixed_temperatures_get_no_gradient():
-    fixed = Temperatures(4, init=RELEASED_TEACHER_T, learnable=False)
+    fixed = Temperatures(4, init=0.5, learnable=False)
     assert list(fixed.parameters()) == [] and not fixed().requires_grad
-    assert torch.allclose(fixed(), torch.full((4,), RELEASED_TEACHER_T))
-    assert torch.allclose(Temperatures(2, init=RELEASED_STUDENT_INIT)(), torch.full((2,), RELEASED_STUDENT_INIT))
+    assert torch.allclose(fixed(), torch.full((4,), 0.5))
+    assert torch.allclose(Temperatures(2, init=5.0)(), torch.full((2,), 5.0))
     Temperatures(4).load_state_dict(fixed.state_dict())  # same key either way
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="positive"):
         Temperatures(2, init=0.0)
+    with pytest.raises(ValueError, match="parameterisation"):
+        Temperatures(2, parameterisation="sqrt")
+
+
+def test_inverse_temperature_learns_the_scale_with_a_larger_step_in_t():
+    # The released code learns s = 1/T from 0.2 (T = 5). On loss = T: dT/ds = -1/s^2 = -25, dT/dlogT = T = 5.
+    inverse, log = Temperatures(1, init=5.0, parameterisation="inverse"), Temperatures(1, init=5.0)
+    assert inverse.theta.item() == pytest.approx(0.2) and inverse().item() == pytest.approx(5.0)
+    for temps in (inverse, log):
+        temps().sum().backward()
+    assert inverse.theta.grad.item() == pytest.approx(-25.0)
+    assert log.theta.grad.item() == pytest.approx(5.0)
+    # One SGD step of lr 1e-3: s 0.2 -> 0.225 (T 4.444); log T ln 5 -> ln 5 - 0.005 (T 4.975).
+    with torch.no_grad():
+        inverse.theta -= 1e-3 * inverse.theta.grad
+        log.theta -= 1e-3 * log.theta.grad
+    assert inverse().item() == pytest.approx(1 / 0.225)
+    assert log().item() == pytest.approx(5.0 * math.exp(-0.005))
+    # dT = -T^2 ds against dT = T dlogT: at T = 5 a step in s moves T 25x as far (22.3x at this finite step)
+    assert (5.0 - inverse().item()) / (5.0 - log().item()) == pytest.approx(22.28, abs=0.01)
 
 
 # ---- Compared methods ----
@@ -207,7 +288,7 @@ def test_hinton_kd_gradient():
     student = torch.logit(teacher).requires_grad_()  # student == teacher
     hinton_kd_loss(student, teacher, 4.0).backward()
     assert torch.allclose(student.grad, torch.zeros_like(student.grad), atol=1e-12)
-    # hand gradient away from the match: d/dm = T * (sigmoid(m/T) - q) / (N K), here q = 0.75, m = 0
+    # hand gradient away from the match: d/dm = T * (sigmoid(m/T) - q) / N, here q = 0.75, m = 0
     student = torch.zeros(1, 1, dtype=torch.float64, requires_grad=True)
     hinton_kd_loss(student, torch.tensor([[0.75]], dtype=torch.float64), 1.0).backward()
     assert student.grad.item() == pytest.approx(0.5 - 0.75)
@@ -243,3 +324,64 @@ def test_attention_transfer_gradcheck():
     teachers = [_f64(2, 3, 4, 4), _f64(2, 5, 2, 2, seed=1)]
     assert gradcheck(lambda a, b: attention_transfer_loss([a, b], teachers),
                      (_f64(2, 2, 2, 2, seed=2).requires_grad_(), _f64(2, 2, 2, 2, seed=3).requires_grad_()))
+
+
+# ---- What stage 2 logs (stage2_diagnostics) and the temperatures' calibration ----
+
+def test_learnable_temperatures_calibrate_the_class_aware_signal_away():
+    # One image, two classes, one proposal: p'^T = softmax_k(M^c / t^c); M^c = [ln 3, 0] -> p'^T = [3/4, 1/4].
+    # The student's logits are 0 (p'^S = 1/2 at any t), so L2 = (1/4^2 + 1/4^2) / 2 = 1/16 and its gradient on
+    # m_0 is -(3/4 - 1/2) * 1/4 = -1/16: "the teacher is surer than you on class 0".
+    mc, md = torch.tensor([[[LN3, 0.0]]]), torch.zeros(1, 1, 2)
+    logits = torch.zeros(1, 2, requires_grad=True)
+
+    def l2(tc, td, t):
+        return class_aware_soft_loss(softened_teacher_predictions(mc, md, tc(), td()), logits, t(), "l2")
+
+    start = l2(Temperatures(2), Temperatures(1), Temperatures(2))
+    start.backward()
+    assert start.item() == pytest.approx(1 / 16) and logits.grad[0, 0].item() == pytest.approx(-1 / 16)
+    # Training only the temperatures (the logits held fixed) flattens the teacher's target instead.
+    for learnable in (True, False):
+        temps = [Temperatures(2, learnable=learnable), Temperatures(1, learnable=learnable), Temperatures(2)]
+        params = [p for m in temps for p in m.parameters()]
+        opt = torch.optim.SGD(params, lr=5.0)
+        for _ in range(200):
+            opt.zero_grad()
+            l2(*temps).backward()
+            opt.step()
+        logits.grad = None
+        end = l2(*temps)
+        end.backward()
+        if learnable:  # t^c grew: p'^T -> [1/2, 1/2], the signal on m_0 nearly gone
+            assert end.item() < 0.1 * start.item() and abs(logits.grad[0, 0].item()) < 0.1 / 16
+            assert temps[0]()[0].item() > 3.0
+        else:  # teacher temperatures fixed (released code): m = 0 makes t inert, the signal stays
+            assert end.item() == pytest.approx(1 / 16) and logits.grad[0, 0].item() == pytest.approx(-1 / 16)
+
+
+def test_soft_gradient_opposes_bce_where_the_target_is_below_the_student():
+    # Two positives, student p'^S = 1/2 (m = 0, t = 1); targets 0.9 and 0.2: only class 1's soft gradient
+    # (dL2/dm = -(p'^T - p'^S) p'^S (1 - p'^S) = +0.075 > 0) points against the BCE's (sigmoid(0) - 1 < 0).
+    target, labels = torch.tensor([[0.9, 0.2]]), torch.ones(1, 2)
+    logits = torch.zeros(1, 2, requires_grad=True)
+    for soft_loss in ("l2", "sigmoid_ce"):
+        logits.grad = None
+        class_aware_soft_loss(target, logits, torch.ones(2), soft_loss).backward()
+        soft_sign = torch.sign(logits.grad)
+        bce_sign = torch.sign(torch.sigmoid(logits.detach()) - labels)
+        expected = (soft_sign * bce_sign < 0)
+        assert torch.equal(soft_gradient_opposes_bce(target, torch.full((1, 2), 0.5)), expected)
+    assert expected.tolist() == [[False, True]]
+    readings = positive_readings(target, torch.full((1, 2), 0.5), torch.tensor([[1.0, 1.0]]))
+    assert readings["opposing_share"] == (1.0, 2.0)
+    assert readings["target_on_positives"] == pytest.approx((1.1, 2.0))
+    assert readings["student_on_positives"] == (1.0, 2.0)
+    none = positive_readings(target, torch.full((1, 2), 0.5), torch.zeros(1, 2))
+    assert none["opposing_share"] == (0.0, 0.0)  # no positive: the epoch's mean leaves the batch out
+
+
+def test_temperature_summary_and_batch_mean_are_sums_and_counts():
+    summary = temperature_summary("tc", torch.tensor([0.5, 1.0, 3.0]), batch=4)
+    assert summary == {"tc_mean": (pytest.approx(6.0), 4.0), "tc_min": (2.0, 4.0), "tc_max": (12.0, 4.0)}
+    assert batch_mean("bce", torch.tensor(0.25), 8) == {"bce": (2.0, 8.0)}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -136,11 +137,31 @@ def test_f1_threshold_is_strict():
 
 
 def test_f1_zero_division_is_zero():
-    # Class 1 has neither a positive nor a prediction: precision, recall and F1 are all 0, and it counts in F1-C.
-    out = metrics.f1_at_threshold(np.array([[0.9, 0.1]]), np.array([[1, 0]]), 0.5)
+    # Class 1 has a positive but no prediction: precision, recall and F1 are 0, and it counts in F1-C.
+    out = metrics.f1_at_threshold(np.array([[0.9, 0.1], [0.2, 0.3]]), np.array([[1, 0], [0, 1]]), 0.5)
     np.testing.assert_array_equal(out["F1"], [1.0, 0.0])
     assert out["F1_C"] == pytest.approx(0.5)
-    assert out["F1_O"] == pytest.approx(1.0)
+    assert out["F1_O"] == pytest.approx(2 / 3)  # TP 1, FP 0, FN 1
+
+
+def test_f1_leaves_out_classes_without_positives_with_the_map_warning():
+    # Class "kite" has no positive and one false positive (image 1). Kept classes 0, 1:
+    # class 0 TP 1 FN 0 -> F1 1; class 1 TP 1 FP 1 -> P 1/2, R 1, F1 2/3. F1-C = (1 + 2/3) / 2 = 5/6
+    # (counting kite's F1 of 0: 5/9). F1-O: TP 2, FP 1, FN 0 -> P 2/3, R 1, F1 4/5 (with kite's FP: TP 2 FP 2, 2/3).
+    scores = np.array([[0.9, 0.8, 0.1], [0.1, 0.7, 0.6]])
+    labels = np.array([[1, 1, 0], [0, 0, 0]])
+    with pytest.warns(UserWarning, match="classes without a positive left out of the mean: kite"):
+        out = metrics.f1_at_threshold(scores, labels, 0.5, class_names=["cat", "dog", "kite"])
+    assert np.isnan(out["F1"][2]) and np.isnan(out["precision"][2]) and np.isnan(out["recall"][2])
+    np.testing.assert_allclose(out["F1"][:2], [1.0, 2 / 3])
+    assert out["F1_C"] == pytest.approx(5 / 6)
+    assert out["P_C"] == pytest.approx(3 / 4) and out["R_C"] == pytest.approx(1.0)
+    assert out["P_O"] == pytest.approx(2 / 3) and out["R_O"] == pytest.approx(1.0)
+    assert out["F1_O"] == pytest.approx(4 / 5)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # a second mean over the same labels stays quiet
+        # top-1: cat on image 0 (TP), dog on image 1 (FP); dog on image 0 missed (FN): F1-O 1/2
+        assert metrics.f1_topk(scores, labels, 1, warn=False)["F1_O"] == pytest.approx(0.5)
 
 
 @pytest.mark.parametrize("seed", SEEDS)
@@ -183,14 +204,15 @@ def test_topk_decisions_with_min_score():
 
 
 def test_f1_topk_hand_computed():
-    # Pure: row 0 TP 2 FP 1; row 1 TP 1 FP 2; row 2 TP 0 FP 3 FN 1. TP 3, FP 6, FN 1:
-    # P-O 1/3, R-O 3/4, F1-O = 2 * (1/3)(3/4) / (1/3 + 3/4) = 6/13.
-    pure = metrics.f1_topk(TOPK_SCORES, TOPK_LABELS, 3)
-    assert pure["P_O"] == pytest.approx(1 / 3) and pure["R_O"] == pytest.approx(3 / 4)
-    assert pure["F1_O"] == pytest.approx(6 / 13)
-    # min 0.5: row 0 TP 2 FP 1; row 1 FP 1 FN 1; row 2 FN 1. TP 2, FP 2, FN 2: P-O = R-O = F1-O = 1/2.
-    strict = metrics.f1_topk(TOPK_SCORES, TOPK_LABELS, 3, min_score=0.5)
-    assert strict["F1_O"] == pytest.approx(1 / 2)
+    # Class 1 has no positive and is left out (its FPs too). Pure: row 0 TP 2 FP 0 (class 1 dropped); row 1
+    # TP 1 FP 2; row 2 TP 0 FP 2 (class 1 dropped) FN 1. TP 3, FP 4, FN 1: P-O 3/7, R-O 3/4, F1-O = 6/11.
+    with pytest.warns(UserWarning, match="left out of the mean: 1"):
+        pure = metrics.f1_topk(TOPK_SCORES, TOPK_LABELS, 3)
+    assert pure["P_O"] == pytest.approx(3 / 7) and pure["R_O"] == pytest.approx(3 / 4)
+    assert pure["F1_O"] == pytest.approx(6 / 11)
+    # min 0.5: row 0 TP 2 (class 1 dropped); row 1 FP 1 FN 1; row 2 FN 1. TP 2, FP 1, FN 2: F1-O = 4/7.
+    strict = metrics.f1_topk(TOPK_SCORES, TOPK_LABELS, 3, min_score=0.5, warn=False)
+    assert strict["F1_O"] == pytest.approx(4 / 7)
 
 
 # --- threshold tuning ----------------------------------------------------------------------------------------

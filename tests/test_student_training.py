@@ -63,3 +63,21 @@ def test_non_finite_loss_names_step_and_images(cfg, tiny_manifest, tmp_path, mon
     monkeypatch.setattr(student_module, "classifier_step", nan_step)
     with pytest.raises(UserError, match=r"loss is nan at epoch 1, step 1; batch image ids \[\d+"):
         _train(cfg, tiny_manifest, tmp_path)
+
+
+@pytest.mark.parametrize("select", ["last", "best_val"])
+def test_the_written_weights_are_the_chosen_epochs_on_the_shared_schedule(cfg, tiny_manifest, tmp_path, select):
+    from wsdkd.engine.choice import chosen_epoch
+    from wsdkd.engine.schedule import warmup_cosine_factor
+    from wsdkd.evaluate.metrics import mean_over_classes, per_class_ap
+
+    cfg = {**cfg, "epochs": 3, "lr": 0.05, "select": select}
+    history = _train(cfg, tiny_manifest, tmp_path)
+    assert [h["lr"] for h in history] == pytest.approx([0.05 * warmup_cosine_factor(e, 1, 3) for e in range(3)])
+    epoch = chosen_epoch(history, select)
+    assert select == "last" or epoch < 3, "this seeded run's best is an earlier epoch, so weights are restored"
+    assert json.loads((tmp_path / "run" / "model" / "model.json").read_text())["selected_epoch"] == epoch
+    # The written model's val predictions score what the loop measured at the chosen epoch.
+    val = read_predictions(tmp_path / "run" / "model" / "predictions_val.parquet")
+    written = 100 * mean_over_classes(per_class_ap(val.scores, val.labels, interpolated=True), warn=False)
+    assert written == pytest.approx(history[epoch - 1]["val/mAP"], abs=1e-3)

@@ -1,5 +1,7 @@
 """The ``wsdkd`` command: ``predict`` labels images with a trained student (or teacher), ``export`` writes a
-student for other runtimes, ``table`` reproduces one of the paper's tables.
+student for other runtimes, ``table`` reproduces one of the paper's tables, ``convergence`` checks that a longer
+run adds no mAP, ``preset`` writes params.yaml for one of the setups in workflow/presets/ (the paper's COCO 2014 or
+NUS-WIDE).
 
 Exit status: 0 when everything succeeded, 1 when some images could not be read (the others are still
 predicted), 2 for a usage error or a model file that cannot be used.
@@ -21,13 +23,13 @@ from tqdm import tqdm
 
 from .engine.device import resolve_device
 from .engine.model_file import model_file_kind
+from .evaluate import convergence
 from .paper import tables
-from .pipeline.atomic import atomic_path
+from .pipeline import presets
+from .pipeline.atomic import atomic_path, write_text_atomic
 from .pipeline.config import load_params
 from .pipeline.errors import UserError, exits_cleanly
-from .predict import export
-from .predict import files as predict
-from .predict import formats as predict_format
+from .predict import export, files, formats
 from .predict.teacher import load_teacher_predictor
 from .teacher.wsddn import TEACHER_FORMAT
 
@@ -69,9 +71,9 @@ def _parser() -> argparse.ArgumentParser:
                    help="a model file written by train_student or train_teacher")
     p.add_argument("--threshold", type=float, default=None,
                    help="a class is a label when its score is strictly above this (default: the model file's "
-                        f"threshold, else {predict.DEFAULT_THRESHOLD})")
+                        f"threshold, else {files.DEFAULT_THRESHOLD})")
     p.add_argument("--top-k", type=_non_negative_int, default=3, help="best classes listed per image (default 3)")
-    p.add_argument("--format", choices=predict_format.FORMATS, default=None,
+    p.add_argument("--format", choices=formats.FORMATS, default=None,
                    help="jsonl: one JSON object per image; csv: one row per image with a score column per "
                         "class; table: aligned text (default: table on a terminal, else jsonl)")
     p.add_argument("--out", type=Path, default=None,
@@ -98,7 +100,8 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("name", help="a table of --tables (table1 ... table5, seeds)")
     t.add_argument("--params", type=Path, default=Path("params.yaml"))
     t.add_argument("--tables", type=Path, default=Path("workflow/tables.yaml"))
-    t.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the table's seeds, else student.seed")
+    t.add_argument("--seeds", type=int, nargs="+", default=None,
+                   help="default: the table's seeds (0 1 2 in workflow/tables.yaml)")
     t.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                    help="change a student.* or distill.* setting for every row, e.g. student.epochs=6 (YAML "
                         "value; repeat for several); such rows are trained here, not taken from the DAG")
@@ -107,6 +110,34 @@ def _parser() -> argparse.ArgumentParser:
     t.add_argument("--out", type=Path, default=Path("reports/tables"))
     t.add_argument("--experiments", type=Path, default=Path("experiments"))
     t.set_defaults(run=_table)
+
+    c = commands.add_parser("convergence", help="does a longer run add mAP? (the plain student and ours)",
+                            description="Train the baseline and ours rows of --tables as params.yaml has them and "
+                                        "again with convergence.longer times the epochs of both stages (each on "
+                                        "its own full schedule), over the seeds, reusing finished rows, and write "
+                                        "reports/tables/convergence.md: the test mAP each longer run adds, and "
+                                        "whether that is under convergence.longer_max_gain.")
+    c.add_argument("--params", type=Path, default=Path("params.yaml"))
+    c.add_argument("--tables", type=Path, default=Path("workflow/tables.yaml"))
+    c.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the seeds of --tables")
+    c.add_argument("--cores", default="all", help="Snakemake's --cores for the upstream stages")
+    c.add_argument("--no-upstream", action="store_true", help="use the DAG's outputs as they are (no Snakemake)")
+    c.add_argument("--out", type=Path, default=Path("reports/tables"))
+    c.add_argument("--experiments", type=Path, default=Path("experiments"))
+    c.set_defaults(run=_convergence)
+
+    s = commands.add_parser("preset", help="write params.yaml for a setup of workflow/presets/",
+                            description="Apply a preset of workflow/presets/ to params.yaml (its comments kept): "
+                                        "builtin (the shipped run), coco2014_paper, nuswide_paper, released_code. "
+                                        "The result is validated against the schema before it is written.")
+    s.add_argument("name", help=f"one of: {', '.join(presets.preset_names())}")
+    s.add_argument("--data-root", default=None,
+                   help="the dataset's root folder (required by every preset but builtin)")
+    s.add_argument("--params", type=Path, default=Path("params.yaml"))
+    s.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+                   help="then change one setting, e.g. teacher.backbone.weights_path=/models/vgg16-397923af.pth "
+                        "(YAML value; repeat for several)")
+    s.set_defaults(run=_preset)
     return parser
 
 
@@ -119,30 +150,30 @@ def _output(out: Path | None) -> Iterator[TextIO]:
         yield stream
 
 
-def _load_predictor(path: Path) -> predict.Predictor:
+def _load_predictor(path: Path) -> files.Predictor:
     """The predictor of the kind the file declares; anything else goes to the student loader, which explains."""
     if model_file_kind(path) == TEACHER_FORMAT:
         return load_teacher_predictor(path)
-    return predict.StudentPredictor(*predict.load_model(path))
+    return files.StudentPredictor(*files.load_model(path))
 
 
 def _predict(args: argparse.Namespace) -> int:
     predictor = _load_predictor(args.model)
     meta = predictor.meta
     device = resolve_device(args.device, "--device")
-    paths, problems = predict.collect_images(args.images)
+    paths, problems = files.collect_images(args.images)
     for problem in problems:
         print(f"error: {problem}", file=sys.stderr)
-    threshold = args.threshold if args.threshold is not None else meta.get("threshold", predict.DEFAULT_THRESHOLD)
+    threshold = args.threshold if args.threshold is not None else meta.get("threshold", files.DEFAULT_THRESHOLD)
     fmt = args.format or ("table" if args.out is None and sys.stdout.isatty() else "jsonl")
     # A bar only where someone watches it, and only when there is something to wait for.
     progress = sys.stderr.isatty() and len(paths) > args.batch_size
     unreadable = 0
     with _output(args.out) as stream:
-        writer = predict_format.make_writer(fmt, stream, meta["class_names"], threshold, args.top_k,
+        writer = formats.make_writer(fmt, stream, meta["class_names"], threshold, args.top_k,
                                             [str(p) for p in paths])
-        for outcome in predict.predict_files(predictor, paths, args.batch_size, device, args.workers, progress):
-            if isinstance(outcome, predict.ImageFailure):
+        for outcome in files.predict_files(predictor, paths, args.batch_size, device, args.workers, progress):
+            if isinstance(outcome, files.ImageFailure):
                 unreadable += 1
                 tqdm.write(f"error: {outcome.message}", file=sys.stderr)
             else:
@@ -155,10 +186,22 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def _export(args: argparse.Namespace) -> int:
-    model, meta = predict.load_model(args.model)
+    model, meta = files.load_model(args.model)
     metadata = export.export_student(model, meta, args.format, args.out, args.input_size)
     print(f"wrote {args.out} ({args.format}: {metadata['input']} -> {metadata['output']})", file=sys.stderr)
     return EXIT_OK
+
+
+def _workspace(args: argparse.Namespace, params: dict, runs: list) -> tables.Workspace:
+    """The DAG's folders and the experiments folder; unless --no-upstream, Snakemake brings what ``runs`` reuse
+    up to date first."""
+    ws = tables.Workspace(Path("data/dataset"), Path("data/teacher_cache"), Path("models/teacher"),
+                          {name: Path("models") / folder for name, folder in tables.DAG_FOLDERS.items()},
+                          args.experiments, {name: Path("reports") / name for name in ("student_wo", "student_w")})
+    if not args.no_upstream:
+        subprocess.run(["snakemake", "--cores", str(args.cores), *map(str, tables.dag_targets(runs, params, ws))],
+                       check=True)
+    return ws
 
 
 def _table(args: argparse.Namespace) -> int:
@@ -170,16 +213,44 @@ def _table(args: argparse.Namespace) -> int:
     table = known[args.name]
     base = tables.apply_overrides(params, dict(args.set), "--set") if args.set else params
     runs = list(tables.planned_runs(table, rows, base, args.tables, args.seeds))
-    ws = tables.Workspace(Path("data/dataset"), Path("data/teacher_cache"), Path("models/teacher"),
-                          {name: Path("models") / folder for name, folder in tables.DAG_FOLDERS.items()},
-                          args.experiments)
-    if not args.no_upstream:
-        subprocess.run(["snakemake", "--cores", str(args.cores), *map(str, tables.dag_targets(runs, params, ws))],
-                       check=True)
+    ws = _workspace(args, params, runs)
     results = tables.run_table(runs, params, ws)
     dataset = json.loads((ws.manifest / "classes.json").read_text())["source"]
     path = tables.write_table(table, rows, results, dataset, args.out)
     print(path.read_text())
+    return EXIT_OK
+
+
+def _convergence(args: argparse.Namespace) -> int:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    params = load_params(args.params)
+    cfg = params["convergence"]
+    rows, _ = tables.load_tables(args.tables)
+    names = ("baseline", "ours")
+    seeds = args.seeds or tables.file_seeds(args.tables)
+    pair = tables.Table("convergence", "", "", ["mAP"], {name: [] for name in names}, seeds)
+    longer = convergence.longer_epochs(params, cfg["longer"])
+    long_params = tables.apply_overrides(params, longer, "convergence.longer")
+    short_runs = list(tables.planned_runs(pair, rows, params, args.tables))
+    long_runs = list(tables.planned_runs(pair, rows, long_params, args.tables))
+    ws = _workspace(args, params, short_runs + long_runs)
+    short, long = tables.run_table(short_runs, params, ws), tables.run_table(long_runs, params, ws)
+    verdicts = {name: convergence.longer_verdict([r["mAP"] for r in short[name]], [r["mAP"] for r in long[name]],
+                                                 cfg["longer_max_gain"]) for name in names}
+    epochs = {name: tuple(convergence.stage_epochs(p, rows[name].model) for p in (params, long_params))
+              for name in names}
+    text = convergence.longer_markdown(verdicts, {name: rows[name].label for name in names}, epochs, seeds,
+                                       cfg["longer_max_gain"])
+    write_text_atomic(args.out / "convergence.md", text)
+    convergence.write_json(args.out / "convergence.json", {"longer": cfg["longer"], "seeds": seeds,
+                                                           "rows": verdicts})
+    print(text)
+    return EXIT_OK
+
+
+def _preset(args: argparse.Namespace) -> int:
+    presets.apply_preset(args.name, args.params, args.data_root, dict(args.set))
+    print(f"wrote {args.params} (preset {args.name})", file=sys.stderr)
     return EXIT_OK
 
 

@@ -4,7 +4,11 @@ Conventions shared by every loss here:
 - A batch has N images on the leading axis; "1/(2N) sum_n ||.||^2" (Eq. 3 and 5) sums the squared error over
   everything inside an image and averages over images, as the paper writes it (and as Caffe's EuclideanLoss
   computes). FitNets and attention transfer use the same reduction so their weights read alike.
-- Teacher tensors are targets: callers pass them detached (or from a frozen model); nothing here detaches.
+- Stage 2's losses are summed over the K classes and averaged over the N images (``losses.per_image_sum``), the
+  reduction of Eq. 10 and Eq. 5, so lambda of Eq. 11 weighs each against the BCE as the paper's lambda does.
+- Teacher tensors are targets: callers pass them detached (or from a frozen model). The one exception is p'^T,
+  which the learnable t^c, t^d of Eq. 6-7 reach: the L2 of Eq. 5 back-propagates into it (the paper), the
+  released code's cross-entropy detaches it itself (Caffe's ``propagate_down: 0``).
 - When a teacher map and a student map differ in spatial size (the teacher runs at a larger input), the
   teacher's map is resized to the student's, so no interpolation sits on the student's gradient path.
 """
@@ -17,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..student.losses import hard_label_bce
+from ..student.losses import per_image_sum
 from ..teacher.wsddn import PROB_EPS, two_stream_scores
 
 SOFT_LOSSES = ("l2", "sigmoid_ce")  # paper Eq. 5 | released code's sigmoid cross-entropy
@@ -97,36 +101,39 @@ def softened_student_predictions(m: torch.Tensor, t: torch.Tensor) -> torch.Tens
 
 def class_aware_l2(p_t: torch.Tensor, p_s: torch.Tensor) -> torch.Tensor:
     """Eq. 5: L_p' = 1/(2N) sum_n || p'^T - p'^S ||^2, summed over the K classes, averaged over the N images."""
-    return (p_t - p_s).pow(2).sum() / (2 * p_t.shape[0])
+    return per_image_sum((p_t - p_s).pow(2)) / 2
 
 
 def class_aware_sigmoid_ce(p_t: torch.Tensor, student_logits: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """Released-code soft loss: sigmoid cross-entropy of the student's softened logits m / t against p'^T as targets.
+    """Released-code soft loss: sigmoid cross-entropy of the student's softened logits m / t against p'^T.
 
-    Reduced like ``hard_label_bce`` (mean over images and classes), as the released code ran the same Caffe
-    sigmoid cross-entropy layer for both losses. Computed on logits for numerical stability.
+    Reduced like Eq. 10 (``per_image_sum``), as the released code ran the same Caffe sigmoid cross-entropy layer
+    for both losses. The target is detached (``propagate_down: 0``): with learnable t^c, t^d a gradient into it
+    would move the teacher's target toward the student's own scores. Computed on logits for numerical stability.
     """
-    return F.binary_cross_entropy_with_logits(student_logits / t, p_t, reduction="mean")
+    return per_image_sum(F.binary_cross_entropy_with_logits(student_logits / t, p_t.detach(), reduction="none"))
 
 
-def stage2_loss(student_logits: torch.Tensor, labels: torch.Tensor, p_t: torch.Tensor, t_student: torch.Tensor,
-                lam: float = 1.0, soft_loss: str = "l2") -> torch.Tensor:
-    """Eq. 11: L_p + lambda * L_p', the hard-label BCE of Eq. 10 plus the weighted soft loss.
+def class_aware_soft_loss(p_t: torch.Tensor, student_logits: torch.Tensor, t_student: torch.Tensor,
+                          soft_loss: str = "l2") -> torch.Tensor:
+    """L_p' of Eq. 11 (weighted by lambda there): ``soft_loss`` "l2" (Eq. 5, the paper) or "sigmoid_ce" (released).
 
-    ``p_t`` (N, K) is p'^T of Eq. 6 and ``t_student`` (K,) the student's temperatures of Eq. 8. ``soft_loss`` is
-    "l2" (Eq. 5, the paper) or "sigmoid_ce" (the released code). The student's temperatures are taken rather
-    than its softened probabilities because the cross-entropy variant needs the softened logits.
+    ``p_t`` (N, K) is p'^T of Eq. 6 and ``t_student`` (K,) the student's temperatures of Eq. 8. The student's
+    temperatures are taken rather than its softened probabilities because the cross-entropy needs the logits.
     """
     if soft_loss == "l2":
-        soft = class_aware_l2(p_t, softened_student_predictions(student_logits, t_student))
-    elif soft_loss == "sigmoid_ce":
-        soft = class_aware_sigmoid_ce(p_t, student_logits, t_student)
-    else:
-        raise ValueError(f"soft_loss must be one of {SOFT_LOSSES}, got {soft_loss!r}")
-    return hard_label_bce(student_logits, labels) + lam * soft
+        return class_aware_l2(p_t, softened_student_predictions(student_logits, t_student))
+    if soft_loss == "sigmoid_ce":
+        return class_aware_sigmoid_ce(p_t, student_logits, t_student)
+    raise ValueError(f"soft_loss must be one of {SOFT_LOSSES}, got {soft_loss!r}")
 
 
 # ---- Compared methods (Table 1/2, METHOD.md section 6) ----
+
+def hinton_targets(teacher_probs: torch.Tensor, teacher_temperature: float) -> torch.Tensor:
+    """Hinton KD's soft targets q = sigmoid(logit(p) / T_teacher) from the teacher's image prediction p (N, K)."""
+    return torch.sigmoid(torch.logit(teacher_probs, eps=PROB_EPS) / teacher_temperature)
+
 
 def hinton_kd_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, temperature: float,
                    teacher_temperature: float | None = None) -> torch.Tensor:
@@ -137,15 +144,15 @@ def hinton_kd_loss(student_logits: torch.Tensor, teacher_probs: torch.Tensor, te
     prediction p (N, K) in [0, 1] (WSDDN's p is a sum of scores, not a sigmoid) is turned back into a logit,
     log(p / (1 - p)), divided by the teacher's temperature and squashed: q = sigmoid(logit(p) / T_teacher). The
     student's softened prediction is sigmoid(m / T). Loss = T^2 * binary cross-entropy(q, sigmoid(m / T)),
-    averaged over images and classes like Eq. 10; the T^2 keeps the gradient's size independent of T, as in
+    summed over classes and averaged over images like Eq. 10; the T^2 keeps the gradient's size independent of T, as in
     Hinton (d/dm = T * (sigmoid(m / T) - q)). At sigmoid(m / T) = q the gradient is zero (the value is the
     targets' entropy, not zero). ``teacher_temperature`` defaults to ``temperature``; the paper tuned them
     apart (teacher 1 / student 5 on COCO, 2 / 5 on NUS-WIDE).
     """
     t_teacher = temperature if teacher_temperature is None else teacher_temperature
-    targets = torch.sigmoid(torch.logit(teacher_probs, eps=PROB_EPS) / t_teacher)
-    soft = F.binary_cross_entropy_with_logits(student_logits / temperature, targets, reduction="mean")
-    return temperature ** 2 * soft
+    targets = hinton_targets(teacher_probs, t_teacher)
+    soft = F.binary_cross_entropy_with_logits(student_logits / temperature, targets, reduction="none")
+    return temperature ** 2 * per_image_sum(soft)
 
 
 def _resize_to(x: torch.Tensor, size: torch.Size | tuple[int, int]) -> torch.Tensor:

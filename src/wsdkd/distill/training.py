@@ -6,7 +6,8 @@ features on the teacher's selected proposals match the teacher's, each RoI weigh
 soft loss against the teacher's cached predictions. Every row of the paper's Tables 1 and 4 is a choice of:
 
 - ``features.method``: ``roi`` (the paper), ``fitnets`` (a hint on a whole middle-layer map) or ``none``;
-- ``features.roi_weights``: ``objectness`` (RoI-aware), ``none`` (Table 4's "NMS proposals transfer"), ``prior``;
+- ``features.roi_weights``: ``objectness`` (RoI-aware), ``none`` (Table 4's "NMS proposals transfer", and the
+  released code's fc7 recipe, whose RoIs are scaled by their prior before the heads on both sides), ``prior``;
 - ``predictions.soft_loss``: ``class_aware_l2`` (the paper), ``class_aware_ce`` (released code), ``hinton``,
   ``none``; and ``predictions.attention_weight`` > 0 adds attention transfer.
 
@@ -29,28 +30,35 @@ from torch import nn
 from ..backbones.taps import Taps
 from ..backbones.zoo import build_backbone
 from ..data.manifest import Split
+from ..engine import choice
 from ..engine.checkpoint import seed_everything
 from ..engine.device import resolve_device
+from ..engine.epoch_terms import batch_mean
 from ..engine.loop import Hardware, fit
+from ..engine.memory import StageMemory
 from ..engine.rows import OffsetRows, locate
 from ..pipeline import resume
 from ..pipeline.errors import UserError
 from ..student.losses import hard_label_bce
+from ..student.memory import student_training
 from ..student.model import StudentClassifier, load_student
 from ..student.training import MODEL_FILE, describe, loop_config, read_splits, sgd, write_student
 from ..teacher.inputs import resize_and_flip
 from ..teacher.targets import TeacherTargets
-from ..teacher.wsddn import ROI_SIZE, TEACHER_FILE, TWDet, load_teacher, roi_features
-from .losses import (ChannelAdapter, attention_transfer_loss, fitnets_hint_loss, hinton_kd_loss,
-                     roi_distill_loss, softened_teacher_predictions, stage2_loss)
-from .temperatures import Temperatures
+from ..teacher.wsddn import ROI_SIZE, TEACHER_FILE, TWDet, load_teacher, prior_scaled, roi_features
+from .diagnostics import positive_readings, temperature_summary
+from .losses import (ChannelAdapter, attention_transfer_loss, class_aware_soft_loss, fitnets_hint_loss,
+                     hinton_kd_loss, hinton_targets, roi_distill_loss, softened_student_predictions,
+                     softened_teacher_predictions)
+from .memory import feature_training
+from .temperatures import PAPER_INIT, Temperatures
 
 log = logging.getLogger(__name__)
 
 FEATURE_METHODS = ("roi", "fitnets", "none")
 LAYERS = ("conv", "fc")
 SOFT_LOSSES = ("class_aware_l2", "class_aware_ce", "hinton", "none")
-_CLASS_AWARE = {"class_aware_l2": "l2", "class_aware_ce": "sigmoid_ce"}  # -> distillation.stage2_loss's names
+_CLASS_AWARE = {"class_aware_l2": "l2", "class_aware_ce": "sigmoid_ce"}  # -> class_aware_soft_loss's names
 TRAIN_SPLITS = ("train", "val")
 
 
@@ -157,8 +165,9 @@ class FeatureStep:
             if cfg["layer"] == "fc":  # the head's vector of each RoI, as the teacher computes it (Eq. 2)
                 phi = teacher_rois.mean(dim=(2, 3)) if teacher.averaged else teacher_rois
                 teacher_rois = teacher.embed(phi, rois.prior.to(device))
-        if cfg["layer"] == "fc":
-            student_rois = model.adapter(model.student.backbone.roi_head(roi_features(body, student_boxes)))
+        if cfg["layer"] == "fc":  # the student's head reads its RoIs scaled like the teacher's (a * s_R + b)
+            pooled = prior_scaled(roi_features(body, student_boxes), rois.prior.to(device), teacher.a, teacher.b)
+            student_rois = model.adapter(model.student.backbone.roi_head(pooled))
         else:
             student_rois = roi_features(model.adapter(body), student_boxes)
         shape = (batch, count, *student_rois.shape[1:])
@@ -169,27 +178,40 @@ class FeatureStep:
 
 # ---- Stage 2 ----
 
+def _temperatures(size: int, setting: str | float, init: float, parameterisation: str) -> Temperatures:
+    """``setting`` "learnable" (from ``init``) or a number (fixed there, no gradient)."""
+    learnable = setting == "learnable"
+    return Temperatures(size, init if learnable else float(setting), learnable, parameterisation)
+
+
 class DistilledStudent(nn.Module):
     """Stage 2's trainable whole: the student and the temperatures of Eq. 6-8 (checkpointed with it)."""
 
     def __init__(self, student: StudentClassifier, num_classes: int, num_proposals: int, cfg: dict) -> None:
         super().__init__()
         self.student = student
-        self.student_t = Temperatures(num_classes, cfg["student_temperature_init"])
-        fixed = cfg["teacher_temperature"] != "learnable"
-        init = float(cfg["teacher_temperature"]) if fixed else 1.0
-        self.teacher_tc = Temperatures(num_classes, init, learnable=not fixed)
-        self.teacher_td = Temperatures(num_proposals, init, learnable=not fixed)
+        kind = cfg["temperature_parameterisation"]
+        self.student_t = _temperatures(num_classes, cfg["student_temperature"], cfg["student_temperature_init"], kind)
+        self.teacher_tc = _temperatures(num_classes, cfg["teacher_temperature"], PAPER_INIT, kind)
+        self.teacher_td = _temperatures(num_proposals, cfg["teacher_temperature"], PAPER_INIT, kind)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.student(images)
+
+    def temperatures(self) -> dict[str, torch.Tensor]:
+        """t (K,) of Eq. 8, t^c (K,) and t^d (R,) of Eq. 6-7, by the names the curves and model.json use."""
+        return {"t": self.student_t(), "tc": self.teacher_tc(), "td": self.teacher_td()}
 
     def temperature_parameters(self) -> list[nn.Parameter]:
         return [p for m in (self.student_t, self.teacher_tc, self.teacher_td) for p in m.parameters()]
 
 
 class PredictionStep:
-    """The loop's step for stage 2: BCE (Eq. 10) + lambda x the soft loss, plus attention transfer if weighted."""
+    """The loop's step for stage 2: BCE (Eq. 10) + lambda x the soft loss, plus attention transfer if weighted.
+
+    Its terms (stage2_diagnostics.py): each loss term, the temperatures' mean / min / max, and on the positives
+    the mean soft target, the mean softened student score and the share where the soft gradient opposes the BCE.
+    """
 
     def __init__(self, parts: list[TargetPart], cfg: dict, teacher: TWDet | None, hflip: bool) -> None:
         self.parts, self.cfg, self.teacher, self.hflip = parts, cfg, teacher, hflip
@@ -207,26 +229,36 @@ class PredictionStep:
                 logits = model(images)
         else:
             logits = model(images)
-        m = logits.float()
-        soft = cfg["soft_loss"]
-        if soft in _CLASS_AWARE:
+        m, batch = logits.float(), len(indices)
+        loss = hard_label_bce(m, labels)
+        terms = batch_mean("bce", loss, batch)
+        kind = cfg["soft_loss"]
+        if kind in _CLASS_AWARE:
             mc, md, valid = (t.to(device) for t in part.targets.logits(indices))
-            p_t = softened_teacher_predictions(mc, md, model.teacher_tc(), model.teacher_td(), valid)
-            loss = stage2_loss(m, labels, p_t, model.student_t(), cfg["lam"], _CLASS_AWARE[soft])
-        elif soft == "hinton":
+            temps = model.temperatures()
+            target = softened_teacher_predictions(mc, md, temps["tc"], temps["td"], valid)
+            soft = class_aware_soft_loss(target, m, temps["t"], _CLASS_AWARE[kind])
+            student_soft = softened_student_predictions(m, temps["t"])
+            for name, t in temps.items():
+                terms.update(temperature_summary(name, t, batch))
+        elif kind == "hinton":
             p = part.targets.image_predictions(indices).to(device)
-            loss = hard_label_bce(m, labels) + cfg["lam"] * hinton_kd_loss(
-                m, p, cfg["hinton_temperature"], cfg["hinton_teacher_temperature"])
-        else:
-            loss = hard_label_bce(m, labels)
+            soft = hinton_kd_loss(m, p, cfg["hinton_temperature"], cfg["hinton_teacher_temperature"])
+            target = hinton_targets(p, cfg["hinton_teacher_temperature"])
+            student_soft = torch.sigmoid(m / cfg["hinton_temperature"])
+        if kind != "none":
+            loss = loss + cfg["lam"] * soft
+            terms.update({**batch_mean("soft", soft, batch), **positive_readings(target, student_soft, labels)})
         if self.teacher_taps is not None:
             with torch.no_grad():
                 teacher_images = part.targets.teacher_inputs(indices, flips, device)
                 with self.teacher_taps.recording(teacher_images):
                     self.teacher.body(teacher_images)
-            loss = loss + cfg["attention_weight"] * attention_transfer_loss(
-                [x.float() for x in student_taps.maps], [x.float() for x in self.teacher_taps.maps])
-        return {"loss": loss, "logits": logits}
+            attention = attention_transfer_loss([x.float() for x in student_taps.maps],
+                                                [x.float() for x in self.teacher_taps.maps])
+            loss = loss + cfg["attention_weight"] * attention
+            terms.update(batch_mean("attention", attention, batch))
+        return {"loss": loss, "logits": logits, "terms": terms}
 
 
 # ---- Running the stages ----
@@ -275,6 +307,12 @@ def uses_cached_features(cfg: dict, cache_has_features: bool) -> bool:
     return cfg["teacher_features"] == "auto" and servable and cache_has_features
 
 
+def _feature_memory(student_cfg: dict, cfg: dict, targets: TeacherTargets) -> StageMemory:
+    """Stage 1's memory estimate, with as many RoIs per image as its targets give."""
+    num_rois = targets.rois(np.zeros(1, np.int64), cfg["roi_source"], cfg["roi_weights"]).boxes.shape[1]
+    return feature_training(student_cfg, len(targets.split.class_names), num_rois, cfg["layer"])
+
+
 def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: Path, teacher_dir: Path,
                    out_dir: Path, live_dir: Path, stage: str, hardware: Hardware = Hardware()) -> list[dict]:
     """Stage 1: write ``out_dir/model.pt``, the student whose convs learnt the teacher's features.
@@ -300,13 +338,17 @@ def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: 
         model = FeatureStudent(student, feature_adapter(cfg["method"], cfg["layer"], student, teacher,
                                                         cfg["hint_stride"]))
         step = FeatureStep(parts, cfg, teacher, student_cfg["input_size"], cached)
+        # Stage 1's own optimiser and schedule, the same for every stage-1 method (the plateau rule's factor and
+        # patience are the student's).
+        own = ("lr", "momentum", "weight_decay", "schedule", "warmup_epochs")
         optimizer, scheduler = sgd([{"params": model.conv_parameters(cfg["layer"])}],
-                                   {**student_cfg, **{k: cfg[k] for k in ("lr", "momentum", "weight_decay")}})
+                                   {**student_cfg, **{k: cfg[k] for k in own}}, cfg["epochs"], "distill.features")
         datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(teacher_dir / TEACHER_FILE))
         history = fit(model, step, datasets["train"], datasets["val"],
-                      loop_config(student_cfg, device, hardware, epochs=cfg["epochs"], hflip=False), optimizer,
+                      loop_config(student_cfg, device, hardware, _feature_memory(student_cfg, cfg, parts[0].targets),
+                                  stage, epochs=cfg["epochs"], hflip=False, keep_best=False), optimizer,
                       scheduler, resume.resume_dir(stage, key), live_dir, _image_ids(splits))
     finally:
         for part in parts:
@@ -315,6 +357,21 @@ def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: 
                   device, predict=False)
     resume.clear(stage)
     return history
+
+
+def stage2_groups(model: DistilledStudent, lr: float, cfg: dict) -> list[dict]:
+    """Stage 2's parameter groups: the student's body at ``lr``, its classifier (the released code's fc8) at
+    ``lr x classifier_lr_scale``, the learnable temperatures at ``lr x temperature_lr_scale`` (none when all
+    are fixed). No weight decay on the temperatures: it would pull them towards 1 (log t) or infinity (1/t),
+    priors the paper does not state.
+    """
+    classifier = list(model.student.classifier.parameters())
+    body = [p for p in model.student.parameters() if all(p is not c for c in classifier)]
+    groups = [{"params": body}, {"params": classifier, "lr": lr * cfg["classifier_lr_scale"]}]
+    temperatures = model.temperature_parameters()
+    if temperatures:
+        groups.append({"params": temperatures, "lr": lr * cfg["temperature_lr_scale"], "weight_decay": 0.0})
+    return groups
 
 
 def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: Path, teacher_dir: Path,
@@ -337,24 +394,23 @@ def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir:
     try:
         num_proposals = int(parts[0].targets.cache.read("prior", 0).shape[0])
         model = DistilledStudent(student, splits["train"].num_classes, num_proposals, cfg)
-        temperatures = model.temperature_parameters()
-        # No weight decay on log t: it would pull every temperature towards 1, a prior the paper does not state.
-        optimizer, scheduler = sgd([
-            {"params": list(student.parameters())},
-            {"params": temperatures, "lr": student_cfg["lr"] * cfg["temperature_lr_scale"], "weight_decay": 0.0},
-        ], student_cfg)
+        optimizer, scheduler = sgd(stage2_groups(model, student_cfg["lr"], cfg), student_cfg, student_cfg["epochs"],
+                                   "student")
         datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(init_dir / MODEL_FILE))
+        resume_dir = resume.resume_dir(stage, key)
         history = fit(model, PredictionStep(parts, cfg, teacher, student_cfg["hflip"]), datasets["train"], datasets["val"],
-                      loop_config(student_cfg, device, hardware, hflip=False), optimizer, scheduler,
-                      resume.resume_dir(stage, key), live_dir, _image_ids(splits))
+                      loop_config(student_cfg, device, hardware,
+                                  student_training(student_cfg, splits["train"].num_classes), stage, hflip=False),
+                      optimizer, scheduler, resume_dir, live_dir, _image_ids(splits))
+        selected = choice.restore(resume_dir, model, history, student_cfg["select"])
     finally:
         for part in parts:
             part.targets.close()
-    temps = {name: [round(v, 4) for v in getattr(model, name)().tolist()]
-             for name in ("student_t", "teacher_tc")}
+    temps = {name: [round(v, 4) for v in t.tolist()] for name, t in model.temperatures().items()}
     write_student(out_dir, student, splits, student_cfg,
-                  describe(student_cfg, history, distillation=cfg, temperatures=temps), device)
+                  describe(student_cfg, history, selected_epoch=selected, distillation=cfg, temperatures=temps),
+                  device)
     resume.clear(stage)
     return history

@@ -2,7 +2,9 @@
 DistributedDataParallel when the stage runs under torchrun (distributed.py).
 
 What differs between trainers (baseline BCE, stage 1, stage 2) is only ``step``: a function of the model and
-one batch that returns the loss (and, for classifiers, logits for the validation mAP).
+one batch that returns the loss (and, for classifiers, logits for the validation mAP, and the terms it reports).
+A step that draws something once per batch (the teacher's scale) does it in an optional ``begin_batch()``,
+which the loop calls before each training batch, so that the micro-batches of one batch share the draw.
 """
 
 from __future__ import annotations
@@ -24,15 +26,16 @@ from ..evaluate.metrics import mean_over_classes, per_class_ap
 from ..pipeline.atomic import atomic_path
 from ..pipeline.errors import UserError
 from ..pipeline.progress import progress_bar
-from . import checkpoint, distributed
+from . import checkpoint, choice, distributed, schedule
 from .curves import CURVES_FILE, plot_training_curves
 from .device import autocast
+from .epoch_terms import EpochTerms
 
 log = logging.getLogger(__name__)
 
-# step(model, images, labels, image_indices) -> {"loss": scalar tensor, optional "logits": (B, K) tensor}
+# step(model, images, labels, image_indices) -> {"loss": scalar tensor, optional "logits": (B, K) tensor,
+# optional "terms": {name: (sum, count)}, averaged per epoch into train/<name> and val/<name>}
 Step = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], dict]
-
 
 @dataclass(frozen=True)
 class Hardware:
@@ -42,12 +45,13 @@ class Hardware:
     pin_memory: bool = False  # CUDA only
     prefetch_factor: int = 2  # with workers only
     persistent_workers: bool = False  # with workers only
+    memory_cap_gb: float | None = None  # per device: batches split into micro-batches to fit (memory_estimate.py)
 
     @classmethod
     def from_params(cls, train: dict) -> Hardware:
         loader = train["loader"]
         return cls(train["channels_last"], loader["pin_memory"], loader["prefetch_factor"],
-                   loader["persistent_workers"])
+                   loader["persistent_workers"], train["memory_cap_gb"])
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,8 @@ class LoopConfig:
     amp: bool
     device: torch.device
     hardware: Hardware = Hardware()
+    micro_batch: int | None = None  # images per forward/backward pass, gradients accumulated; None: whole batches
+    keep_best: bool = False  # save the best-on-val epoch's weights beside the checkpoint (choice.py)
 
 
 def _loader(data: Dataset, cfg: LoopConfig, sampler: Sampler) -> DataLoader:
@@ -101,13 +107,42 @@ def _check_weights(model: torch.nn.Module, epoch: int, resume_dir: Path) -> None
                         f"{_kept(epoch, resume_dir)}")
 
 
+def accumulate(step: Step, model: torch.nn.Module, images: torch.Tensor, targets: torch.Tensor,
+               index: torch.Tensor, cfg: LoopConfig, check: Callable[[torch.Tensor], None],
+               terms: EpochTerms | None = None) -> torch.Tensor:
+    """Forward and backward of one batch, in micro-batches of at most ``cfg.micro_batch`` images; the batch's
+    loss.
+
+    Every step's loss is a mean over its images (Eq. 2, 3, 5, 10), so weighting each micro-batch's loss by its
+    share of the batch makes the accumulated gradients those of the whole batch (exactly, up to float
+    rounding, for a model without batch normalisation: BN would see the micro-batch's statistics). ``check``
+    sees each micro-batch's loss before its backward pass; ``terms`` adds up the terms each reports (sums and
+    counts, so micro-batches pool exactly).
+    """
+    size = len(images)
+    chunk = size if cfg.micro_batch is None else cfg.micro_batch
+    total = torch.zeros((), device=cfg.device)
+    for start in range(0, size, chunk):
+        part = slice(start, start + chunk)
+        with autocast(cfg.device, cfg.amp):
+            out = step(model, images[part], targets[part], index[part])
+        loss = out["loss"]
+        if terms is not None:
+            terms.add(out.get("terms", {}))
+        check(loss)
+        share = len(images[part]) / size
+        (loss * share).backward()
+        total += loss.detach() * share
+    return total
+
+
 def evaluate_loss(model: torch.nn.Module, step: Step, loader: DataLoader, cfg: LoopConfig) -> dict:
-    """Mean loss over ``loader``'s data and, when ``step`` returns logits, the interpolated mAP (%).
+    """Mean loss over ``loader``'s data, the step's terms and, when it returns logits, the interpolated mAP (%).
 
     Under DDP each rank evaluates its shard (:class:`distributed.Shard`) and the results are pooled.
     """
     model.eval()
-    total, count, scores, labels = 0.0, 0, [], []
+    total, count, scores, labels, terms = 0.0, 0, [], [], EpochTerms()
     with torch.no_grad():
         for images, targets, index in loader:
             images, targets = _inputs(images, cfg), targets.to(cfg.device, non_blocking=True)
@@ -115,13 +150,14 @@ def evaluate_loss(model: torch.nn.Module, step: Step, loader: DataLoader, cfg: L
                 out = step(model, images, targets, index)
             total += out["loss"].item() * len(images)
             count += len(images)
+            terms.add(out.get("terms", {}))
             if "logits" in out:
                 scores.append(torch.sigmoid(out["logits"].float()).cpu().numpy())
                 labels.append(targets.cpu().numpy())
     total, count = distributed.sum_all(total, count)
     pooled = distributed.gather((scores, labels))
     scores, labels = [s for part in pooled for s in part[0]], [y for part in pooled for y in part[1]]
-    result = {"loss": total / max(count, 1)}
+    result = {"loss": total / max(count, 1), **terms.means("")}
     if scores:
         ap = per_class_ap(np.concatenate(scores), np.concatenate(labels), interpolated=True)
         result["mAP"] = 100.0 * mean_over_classes(ap, warn=False)
@@ -129,7 +165,7 @@ def evaluate_loss(model: torch.nn.Module, step: Step, loader: DataLoader, cfg: L
 
 
 def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None, cfg: LoopConfig,
-        optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.ReduceLROnPlateau | None,
+        optimizer: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler | None,
         resume_dir: Path, live_dir: Path, image_ids: np.ndarray) -> list[dict]:
     """Train for ``cfg.epochs``, resuming from ``resume_dir`` if a checkpoint of this config is there.
 
@@ -161,6 +197,10 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
 
     main = distributed.is_main()
     train_step = distributed.wrap(model, step)
+    begin_batch = getattr(step, "begin_batch", lambda: None)
+    if cfg.micro_batch is not None:
+        log.info("batches of %d images run in micro-batches of %d, gradients accumulated (train.memory_cap_gb)",
+                 distributed.rank_batch_size(cfg.batch_size), cfg.micro_batch)
     # The shuffle order depends on (seed, epoch) only, so a resumed epoch sees the batches it would have seen.
     sampler = distributed.train_sampler(train, cfg.seed * 100_003)
     train_loader = _loader(train, cfg, sampler)
@@ -175,18 +215,17 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
             model.train()
             sampler.set_epoch(epoch)
             distributed.seed_epoch(cfg.seed, epoch, flip_generator)
-            started, total, count = time.perf_counter(), 0.0, 0
+            started, total, count, terms = time.perf_counter(), 0.0, 0, EpochTerms()
             batches = progress_bar(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True,
                            disable=not main)
             for step_index, (images, targets, index) in enumerate(batches):
                 if cfg.hflip:
                     images = random_hflip(images, flip_generator)
                 images, targets = _inputs(images, cfg), targets.to(cfg.device, non_blocking=True)
-                with autocast(cfg.device, cfg.amp):
-                    loss = train_step(model, images, targets, index)["loss"]
-                _check_finite(loss, epoch, step_index, image_ids[index.numpy()], resume_dir)
+                begin_batch()
                 optimizer.zero_grad(set_to_none=True)
-                loss.backward()
+                loss = accumulate(train_step, model, images, targets, index, cfg, lambda value: _check_finite(
+                    value, epoch, step_index, image_ids[index.numpy()], resume_dir), terms)
                 optimizer.step()
                 total += loss.item() * len(images)
                 count += len(images)
@@ -194,15 +233,17 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
             distributed.sync_buffers(model)  # rank 0's batch-norm statistics, the ones its checkpoint holds
             total, count = distributed.sum_all(total, count)
             record = {"epoch": epoch + 1, "train/loss": total / count, "lr": optimizer.param_groups[0]["lr"],
-                      "seconds": time.perf_counter() - started}
+                      "seconds": time.perf_counter() - started, **terms.means("train/")}
             if val_loader is not None:
                 record.update({f"val/{k}": v for k, v in evaluate_loss(model, step, val_loader, cfg).items()})
-                if scheduler is not None:
-                    scheduler.step(record["val/loss"])
+            if scheduler is not None:
+                schedule.advance(scheduler, record)
             _check_weights(model, epoch, resume_dir)
             history.append(record)
             if not main:
                 continue
+            if cfg.keep_best:  # before the checkpoint: a run killed between the two redoes the epoch
+                choice.keep(resume_dir, model, history)
             _log_epoch(live, record)
             log.info("epoch %d/%d %s", epoch + 1, cfg.epochs,
                      " ".join(f"{k}={v:.4g}" for k, v in record.items() if k != "epoch"))

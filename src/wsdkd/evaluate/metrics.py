@@ -7,7 +7,8 @@ this is what the VOC devkit does (MATLAB's ``sort`` is stable). scikit-learn ins
 threshold, so the two agree only when scores are untied.
 
 Zero division: a precision or recall whose denominator is 0 is taken as 0, and so is an F1 whose precision +
-recall is 0 (scikit-learn's ``zero_division=0``).
+recall is 0 (scikit-learn's ``zero_division=0``). A class without a positive is left out of every mean over
+classes (mAP, F1-C) and of F1-O, with a warning naming it.
 """
 
 from __future__ import annotations
@@ -96,36 +97,44 @@ def mean_ap(scores: np.ndarray, labels: np.ndarray, interpolated: bool = True,
     return mean_over_classes(per_class_ap(scores, labels, interpolated), class_names)
 
 
-def f1_from_decisions(decisions: np.ndarray, labels: np.ndarray) -> dict[str, np.ndarray | float]:
+def f1_from_decisions(decisions: np.ndarray, labels: np.ndarray, class_names: Sequence[str] | None = None,
+                      warn: bool = True) -> dict[str, np.ndarray | float]:
     """Per-class and overall precision / recall / F1 of boolean (N, K) decisions against the labels.
 
     Returns per-class arrays ``precision``, ``recall``, ``F1`` (K,) and floats:
     ``P_C``, ``R_C`` = mean over classes of per-class precision / recall;
-    ``F1_C`` = mean over classes of per-class F1 (METHOD.md; scikit-learn ``f1_score(average='macro')``), every
-    class counted, including one without a positive (its F1 is 0);
+    ``F1_C`` = mean over classes of per-class F1 (METHOD.md; scikit-learn ``f1_score(average='macro')``);
     ``P_O``, ``R_O``, ``F1_O`` = from TP / FP / FN summed over all (image, class) decisions (``average='micro'``).
+    A class with no positive is left out of all of them, as mAP leaves it out (NaN in the per-class arrays, the
+    same warning, naming it by ``class_names``; ``warn=False`` for a second call on the same labels): its F1
+    would be 0 whatever the model does, and its false positives would count in F1-O.
     ML-GCN's code instead reports CF1 = 2 P_C R_C / (P_C + R_C); that is not what ``F1_C`` holds.
     """
     decisions, truth = np.asarray(decisions, bool), np.asarray(labels) > 0
+    kept = truth.any(axis=0)
     tp = (decisions & truth).sum(axis=0)
     fp = (decisions & ~truth).sum(axis=0)
     fn = (~decisions & truth).sum(axis=0)
     precision, recall = _ratio(tp, tp + fp), _ratio(tp, tp + fn)
     f1 = _f1(precision, recall)
-    p_o, r_o = _ratio(tp.sum(), tp.sum() + fp.sum()), _ratio(tp.sum(), tp.sum() + fn.sum())
+    precision, recall, f1 = (np.where(kept, values, np.nan) for values in (precision, recall, f1))
+    tp_o, fp_o, fn_o = tp[kept].sum(), fp[kept].sum(), fn[kept].sum()
+    p_o, r_o = _ratio(tp_o, tp_o + fp_o), _ratio(tp_o, tp_o + fn_o)
     return {
         "precision": precision, "recall": recall, "F1": f1,
-        "P_C": float(precision.mean()), "R_C": float(recall.mean()), "F1_C": float(f1.mean()),
+        "P_C": mean_over_classes(precision, class_names, warn), "R_C": mean_over_classes(recall, warn=False),
+        "F1_C": mean_over_classes(f1, warn=False),
         "P_O": float(p_o), "R_O": float(r_o), "F1_O": float(_f1(p_o, r_o)),
     }
 
 
-def f1_at_threshold(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5) -> dict[str, np.ndarray | float]:
+def f1_at_threshold(scores: np.ndarray, labels: np.ndarray, threshold: float = 0.5,
+                    class_names: Sequence[str] | None = None, warn: bool = True) -> dict[str, np.ndarray | float]:
     """``f1_from_decisions`` with a class predicted when its score is strictly above ``threshold``.
 
     Strict, as the paper's Eq. 1 indicator I(p > tau): a score equal to the threshold is a negative.
     """
-    return f1_from_decisions(np.asarray(scores) > threshold, labels)
+    return f1_from_decisions(np.asarray(scores) > threshold, labels, class_names, warn)
 
 
 def topk_decisions(scores: np.ndarray, k: int, min_score: float | None = None) -> np.ndarray:
@@ -143,10 +152,10 @@ def topk_decisions(scores: np.ndarray, k: int, min_score: float | None = None) -
     return decisions
 
 
-def f1_topk(scores: np.ndarray, labels: np.ndarray, k: int = 3,
-            min_score: float | None = None) -> dict[str, np.ndarray | float]:
+def f1_topk(scores: np.ndarray, labels: np.ndarray, k: int = 3, min_score: float | None = None,
+            class_names: Sequence[str] | None = None, warn: bool = True) -> dict[str, np.ndarray | float]:
     """``f1_from_decisions`` on ``topk_decisions(scores, k, min_score)``."""
-    return f1_from_decisions(topk_decisions(scores, k, min_score), labels)
+    return f1_from_decisions(topk_decisions(scores, k, min_score), labels, class_names, warn)
 
 
 def threshold_grid(start: float, stop: float, step: float) -> np.ndarray:
@@ -167,7 +176,7 @@ def tune_threshold(scores: np.ndarray, labels: np.ndarray, grid: Iterable[float]
     """
     best_threshold, best_value = float("nan"), -1.0
     for threshold in sorted(float(t) for t in grid):
-        value = f1_at_threshold(scores, labels, threshold)["F1_O"]
+        value = f1_at_threshold(scores, labels, threshold, warn=False)["F1_O"]
         if value > best_value:
             best_threshold, best_value = threshold, value
     if best_value < 0:

@@ -55,10 +55,11 @@ def evaluate(test: Predictions, val: Predictions | None = None, threshold: float
     """
     if val is not None:
         _check_same_classes({"test": test, "validation": val})
+    # Classes without a test positive are left out of every mean below; the mAP's warning names them once.
     ap = metrics.per_class_ap(test.scores, test.labels, interpolated=True)
     ap_noninterp = metrics.per_class_ap(test.scores, test.labels, interpolated=False)
-    at = metrics.f1_at_threshold(test.scores, test.labels, threshold)
-    top = metrics.f1_topk(test.scores, test.labels, top_k, top_k_min_score)
+    at = metrics.f1_at_threshold(test.scores, test.labels, threshold, warn=False)
+    top = metrics.f1_topk(test.scores, test.labels, top_k, top_k_min_score, warn=False)
     headline: dict[str, float | int] = {
         "mAP": _percent(metrics.mean_over_classes(ap, test.class_names)),
         "mAP_noninterp": _percent(metrics.mean_over_classes(ap_noninterp, warn=False)),
@@ -68,7 +69,7 @@ def evaluate(test: Predictions, val: Predictions | None = None, threshold: float
     }
     if val is not None:
         tuned_threshold, _ = metrics.tune_threshold(val.scores, val.labels, grid)
-        tuned = metrics.f1_at_threshold(test.scores, test.labels, tuned_threshold)
+        tuned = metrics.f1_at_threshold(test.scores, test.labels, tuned_threshold, warn=False)
         headline.update(tuned_threshold=tuned_threshold, tuned_F1_C=_percent(tuned["F1_C"]),
                         tuned_F1_O=_percent(tuned["F1_O"]))
     headline.update(num_images=int(test.scores.shape[0]), num_classes=len(test.class_names),

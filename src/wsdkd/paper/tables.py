@@ -13,13 +13,15 @@ import copy
 import json
 import logging
 import statistics
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
 import yaml
 
+from ..evaluate import convergence
 from ..evaluate.reports import evaluate_folder
+from ..evaluate.significance import FACTOR, significant
 from ..pipeline import resume
 from ..pipeline.atomic import write_text_atomic
 from ..pipeline.config import validate_params
@@ -28,7 +30,16 @@ from ..pipeline.errors import UserError
 log = logging.getLogger(__name__)
 
 TUNABLE_SECTIONS = ("student", "distill")  # rows share one teacher, so only the student's side may change
-COLUMN_NAMES = {"mAP": "mAP", "F1_C": "F1-C", "F1_O": "F1-O", "top3_F1_C": "F1-C top-3", "top3_F1_O": "F1-O top-3"}
+# What every row of a comparison shares (issue 15): its epochs, schedule, model choice and seeds. A row may not
+# set them (--set changes them for all rows); stage 1's lr may differ only by the rule tables.yaml documents.
+SHARED_SETTINGS = ("student.epochs", "student.lr", "student.schedule", "student.warmup_epochs",
+                   "student.lr_decay_factor", "student.lr_patience", "student.select", "student.seed",
+                   "distill.features.epochs", "distill.features.schedule", "distill.features.warmup_epochs")
+COLUMN_NAMES = {"mAP": "mAP", "F1_C": "F1-C (0.5)", "F1_O": "F1-O (0.5)", "top3_F1_C": "F1-C top-3",
+                "top3_F1_O": "F1-O top-3", "tuned_F1_C": "F1-C (val-tuned)", "tuned_F1_O": "F1-O (val-tuned)"}
+# Shown for every table beside the paper's columns (ours only): the fixed-threshold F1 understates students with
+# softer scores, so the F1 at the threshold tuned on val stands beside it.
+OURS_ONLY_COLUMNS = ("F1_C", "F1_O", "tuned_F1_C", "tuned_F1_O")
 METRICS_FILE = "metrics.json"
 
 
@@ -68,6 +79,7 @@ class Workspace:
     teacher: Path
     dag: dict[str, Path]
     experiments: Path
+    live: dict[str, Path] = field(default_factory=dict)  # the DAG's dvclive folder of each student model
 
 
 def load_tables(path: Path) -> tuple[dict[str, Row], dict[str, Table]]:
@@ -80,6 +92,10 @@ def load_tables(path: Path) -> tuple[dict[str, Row], dict[str, Table]]:
             raise UserError(f"{path}: row {row.name}: model {row.model!r} is not one of {', '.join(MODELS)}")
         if row.model != "student_w" and row.overrides:
             raise UserError(f"{path}: row {row.name}: only distilled students (model student_w) take overrides")
+        shared = [key for key in row.overrides if key in SHARED_SETTINGS]
+        if shared:
+            raise UserError(f"{path}: row {row.name} sets {', '.join(shared)}, which every row of a table shares "
+                            "(one schedule, model choice and seeds for all); change it for all rows with --set")
     tables = {}
     for name, t in spec["tables"].items():
         for row, paper in t["rows"].items():
@@ -91,8 +107,14 @@ def load_tables(path: Path) -> tuple[dict[str, Row], dict[str, Table]]:
         unknown = [c for c in t["columns"] if c not in COLUMN_NAMES]
         if unknown:
             raise UserError(f"{path}: table {name}: unknown columns {unknown} (expected some of {list(COLUMN_NAMES)})")
-        tables[name] = Table(name, t["title"], t["paper_dataset"], t["columns"], t["rows"], t.get("seeds"))
+        tables[name] = Table(name, t["title"], t["paper_dataset"], t["columns"], t["rows"],
+                             t.get("seeds", spec.get("seeds")))
     return rows, tables
+
+
+def file_seeds(path: Path) -> list[int] | None:
+    """The seeds ``path`` gives every table that lists none of its own."""
+    return yaml.safe_load(path.read_text()).get("seeds")
 
 
 def apply_overrides(params: dict, overrides: dict[str, Any], source: str) -> dict:
@@ -146,7 +168,7 @@ def _finished(row_dir: Path) -> dict | None:
 
 
 def _record(row_dir: Path, params: dict, extra: dict) -> dict:
-    metrics = {"params": {k: params[k] for k in ("student", "distill")}, **extra,
+    metrics = {"params": {k: params[k] for k in ("student", "distill")}, "live": str(row_dir / "live"), **extra,
                **_headline(row_dir / "student", params["evaluate"])}
     write_text_atomic(row_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
     return metrics
@@ -226,12 +248,41 @@ def run_table(runs: list[tuple[Row, int | None, dict]], dag_params: dict, ws: Wo
         if reuses_dag(row, row_params, dag_params):
             folder = ws.dag[row.model]
             metrics = {"dag": str(folder), **_headline(folder, dag_params["evaluate"])}
+            if row.model in ws.live:
+                metrics["live"] = str(ws.live[row.model])
         elif row.model == "student_wo":
             metrics = run_plain_row(row_params, ws, data)
         else:
             metrics = run_distilled_row(row_params, ws, upstream)
+        metrics = {**metrics, **_tail(metrics, dag_params["convergence"])}
         results.setdefault(row.name, []).append(metrics if seed is None else {"seed": seed, **metrics})
     return results
+
+
+def _tail(metrics: dict, cfg: dict) -> dict:
+    """What the run's last ``cfg['tail']`` of epochs added to its validation mAP (convergence.py), when its
+    curve is there and long enough to judge."""
+    live = metrics.get("live")
+    if live is None or not (Path(live) / convergence.CURVE).is_file():
+        return {}
+    tail = convergence.tail_report({"run": convergence.read_curve(Path(live))}, cfg)["run"]
+    if tail["tail_gain"] is None:
+        return {}
+    return {"val_tail_epochs": tail["tail_epochs"], "val_tail_gain": tail["tail_gain"], "val_tail_flat": tail["flat"]}
+
+
+def _tail_line(table: Table, rows: dict[str, Row], results: dict[str, list[dict]]) -> list[str]:
+    """One sentence: what each row's last epochs added to validation mAP, mean over seeds."""
+    parts = []
+    for name in table.rows:
+        gains = _values(results[name], "val_tail_gain")
+        if gains:
+            judged = [run for run in results[name] if "val_tail_gain" in run]
+            flat = sum(run["val_tail_flat"] for run in judged)
+            parts.append(f"{rows[name].label} {statistics.fmean(gains):+.1f} over its last "
+                         f"{judged[0]['val_tail_epochs']} epochs (flat in {flat} of {len(judged)} runs)")
+    return ["", "Validation mAP added at the end of training, mean over seeds (flat: under "
+                "convergence.tail_max_gain): " + "; ".join(parts) + "."] if parts else []
 
 
 def _mean_std(values: list[float]) -> str:
@@ -240,18 +291,63 @@ def _mean_std(values: list[float]) -> str:
     return f"{statistics.mean(values):.1f} ± {statistics.stdev(values):.1f}"
 
 
+def _values(runs: list[dict], column: str) -> list[float]:
+    return [run[column] for run in runs if column in run]  # rows evaluated before a metric existed lack it
+
+
+def _cell(runs: list[dict], reference: list[dict], column: str) -> str:
+    """Mean ± std of ``column``, starred when it differs significantly from the reference row's."""
+    values = _values(runs, column)
+    if not values:
+        return "—"
+    others = _values(reference, column)
+    star = " *" if runs is not reference and others and significant(values, others) else ""
+    return _mean_std(values) + star
+
+
+def _pairwise(table: Table, rows: dict[str, Row], results: dict[str, list[dict]], column: str) -> list[str]:
+    """Every row's difference to every earlier row in ``column`` (row minus column), starred when significant."""
+    names = list(table.rows)
+    lines = ["| " + " | ".join([f"{COLUMN_NAMES[column]}: row − column"] + [rows[n].label for n in names[:-1]]) + " |",
+             "|" + "---|" * len(names)]
+    for i, name in enumerate(names[1:], start=1):
+        mine = _values(results[name], column)
+        cells = []
+        for other in names[:i]:
+            theirs = _values(results[other], column)
+            diff = statistics.fmean(mine) - statistics.fmean(theirs)
+            cells.append(f"{diff:+.1f}{' *' if significant(mine, theirs) else ''}")
+        lines.append("| " + " | ".join([rows[name].label] + cells + [""] * (len(names) - 1 - i)) + " |")
+    return lines
+
+
 def table_markdown(table: Table, rows: dict[str, Row], results: dict[str, list[dict]], dataset: str) -> str:
-    """The paper's layout: one line per method, each metric as ours beside the paper's; seeds listed after."""
-    header = ["Method"] + [f"{COLUMN_NAMES[c]} {who}" for c in table.columns for who in ("ours", "paper")]
+    """The paper's layout: one line per method, each metric as ours beside the paper's, then our F1 at 0.5 and at
+    the val-tuned threshold; the significance of every difference, and the seeds, follow."""
+    extra = [c for c in OURS_ONLY_COLUMNS if c not in table.columns]
+    header = (["Method"] + [f"{COLUMN_NAMES[c]} {who}" for c in table.columns for who in ("ours", "paper")]
+              + [f"{COLUMN_NAMES[c]} ours" for c in extra])
+    names = list(table.rows)
+    reference = results[names[0]]
+    seeds = sorted({run["seed"] for runs in results.values() for run in runs if "seed" in run})
+    unseeded = [rows[name].label for name in names if "seed" not in results[name][0]]
+    once = f" ({', '.join(unseeded)}: no seed, one run)" if unseeded else ""
     lines = [f"## {table.title}", "",
-             f"Ours: the {dataset} test split (mean ± std over seeds when several); paper: {table.paper_dataset}.",
+             f"Ours: the {dataset} test split, mean ± std over seeds {', '.join(map(str, seeds))}{once}; paper: "
+             f"{table.paper_dataset}.",
              "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, paper in table.rows.items():
         runs = results[name]
         cells = [rows[name].label]
         for column, theirs in zip(table.columns, paper):
-            cells += [_mean_std([run[column] for run in runs]), str(theirs)]
+            cells += [_cell(runs, reference, column), str(theirs)]
+        cells += [_cell(runs, reference, column) for column in extra]
         lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", f"\\* differs from the first row ({rows[names[0]].label}) by more than {FACTOR:g} x the two rows' "
+                  "pooled standard deviation over seeds; a difference without a star is not significant (nor is "
+                  "any between two single runs). F1 (0.5): at the paper's fixed threshold; F1 (val-tuned): at the "
+                  "one threshold tuned on val for F1-O, which students with softer scores need (README).",
+              *_tail_line(table, rows, results), "", *_pairwise(table, rows, results, table.columns[0])]
     seeded = {name: runs for name, runs in results.items() if "seed" in runs[0]}
     if any(len(runs) > 1 for runs in seeded.values()):
         lines += ["", "Per seed (mAP):", "", "| Method | " + " | ".join(f"seed {r['seed']}" for r in

@@ -1,6 +1,6 @@
 """Region proposals (METHOD.md section 1): sources, sharded extraction, the HDF5 store and its recall report.
 
-Later stages need only :class:`ProposalReader`.
+DAG stage ``proposals``. Later stages need only :class:`ProposalReader`. May import: ``pipeline``.
 """
 
 from .store import ProposalReader

@@ -15,15 +15,20 @@ import torch
 from ..backbones.zoo import build_backbone
 from ..data.images import SquareImages
 from ..data.manifest import Split, read_split
+from ..engine import choice, schedule
 from ..engine.checkpoint import seed_everything
 from ..engine.device import resolve_device
+from ..engine.distributed import rank_batch_size
+from ..engine.epoch_terms import batch_mean
 from ..engine.loop import Hardware, LoopConfig, fit
+from ..engine.memory import StageMemory, micro_batch_size
 from ..evaluate.predictions import write_predictions
 from ..evaluate.reports import DESCRIPTION_FILE
 from ..pipeline import resume
 from ..pipeline.atomic import atomic_path
 from .inference import predict_split
 from .losses import hard_label_bce
+from .memory import student_training
 from .model import StudentClassifier, save_student
 
 log = logging.getLogger(__name__)
@@ -34,7 +39,8 @@ SPLITS = ("train", "val", "test")
 
 def classifier_step(model, images, labels, _index) -> dict:
     logits = model(images)
-    return {"loss": hard_label_bce(logits.float(), labels), "logits": logits}
+    loss = hard_label_bce(logits.float(), labels)
+    return {"loss": loss, "logits": logits, "terms": batch_mean("bce", loss, len(images))}
 
 
 def describe(cfg: dict, history: list[dict], **extra) -> dict:
@@ -48,23 +54,26 @@ def read_splits(manifest_dir: Path) -> dict[str, Split]:
     return {name: read_split(manifest_dir, name) for name in SPLITS}
 
 
-def sgd(groups: list[dict], cfg: dict) -> tuple[torch.optim.SGD, torch.optim.lr_scheduler.ReduceLROnPlateau]:
-    """SGD with momentum and weight decay, the LR divided when the validation loss stalls (paper section 3.3).
+def sgd(groups: list[dict], cfg: dict, epochs: int, where: str):
+    """SGD with momentum and weight decay, and the LR schedule ``cfg`` names (schedule.py).
 
-    ``groups`` are torch parameter groups; a group's own ``lr`` / ``weight_decay`` override ``cfg``'s.
+    ``groups`` are torch parameter groups; a group's own ``lr`` / ``weight_decay`` override ``cfg``'s. ``where``
+    names the params section in errors.
     """
     optimizer = torch.optim.SGD(groups, lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
-    scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg["lr_decay_factor"],
-                                                           patience=cfg["lr_patience"])
-    return optimizer, scheduler
+    return optimizer, schedule.build(optimizer, cfg, epochs, where)
 
 
-def loop_config(cfg: dict, device: torch.device, hardware: Hardware, epochs: int | None = None,
-                hflip: bool | None = None) -> LoopConfig:
+def loop_config(cfg: dict, device: torch.device, hardware: Hardware, memory: StageMemory, stage: str,
+                epochs: int | None = None, hflip: bool | None = None, keep_best: bool | None = None) -> LoopConfig:
+    """The loop's settings from ``student``-like ``cfg``; stage 1 overrides epochs, flips and the model choice.
+    ``memory``, the stage's estimate, sets the micro-batch when ``train.memory_cap_gb`` is set."""
+    micro = micro_batch_size(memory, rank_batch_size(cfg["batch_size"]), hardware.memory_cap_gb, stage)
     return LoopConfig(epochs=cfg["epochs"] if epochs is None else epochs, batch_size=cfg["batch_size"],
                       seed=cfg["seed"], num_workers=cfg["num_workers"],
                       hflip=cfg["hflip"] if hflip is None else hflip, amp=cfg["amp"], device=device,
-                      hardware=hardware)
+                      hardware=hardware, micro_batch=micro,
+                      keep_best=cfg["select"] == "best_val" if keep_best is None else keep_best)
 
 
 def write_student(out_dir: Path, model: StudentClassifier, splits: dict[str, Split], cfg: dict, description: dict,
@@ -91,11 +100,14 @@ def train_student(cfg: dict, manifest_dir: Path, out_dir: Path, live_dir: Path, 
     model = StudentClassifier(build_backbone(cfg["backbone"], "student.backbone"), train.num_classes)
     mean, std = model.backbone.mean, model.backbone.std
     data = {name: SquareImages(split, cfg["input_size"], mean, std) for name, split in splits.items()}
-    optimizer, scheduler = sgd([{"params": list(model.parameters())}], cfg)
+    optimizer, scheduler = sgd([{"params": list(model.parameters())}], cfg, cfg["epochs"], "student")
     # Resume only from a checkpoint of this very config and data.
     key = resume.fingerprint(cfg, (manifest_dir / "classes.json").read_text(), train.image_ids.tolist())
-    history = fit(model, classifier_step, data["train"], data["val"], loop_config(cfg, device, hardware), optimizer,
-                  scheduler, resume.resume_dir(stage, key), live_dir, train.image_ids)
-    write_student(out_dir, model, splits, cfg, describe(cfg, history), device)
+    resume_dir = resume.resume_dir(stage, key)
+    history = fit(model, classifier_step, data["train"], data["val"],
+                  loop_config(cfg, device, hardware, student_training(cfg, train.num_classes), stage), optimizer,
+                  scheduler, resume_dir, live_dir, train.image_ids)
+    selected = choice.restore(resume_dir, model, history, cfg["select"])
+    write_student(out_dir, model, splits, cfg, describe(cfg, history, selected_epoch=selected), device)
     resume.clear(stage)
     return history

@@ -4,9 +4,9 @@ The shared loop (loop.py) hands ``step`` a batch of (inputs, labels, rows). The 
 pixels: each image's proposals, and, with a frozen backbone, its precomputed RoI features. So the datasets
 yield rows (rows.py) and :class:`TeacherStep` fetches what they need: proposals always, phi from the
 :class:`FeatureBank` when frozen, else it runs the body on the batch's pixels.
-In training mode the step draws one scale per batch and a flip per image from torch's global RNG, which the
-loop checkpoints, so an interrupted run resumes onto the same draws; in eval mode (validation) it uses the
-test scale without flips.
+In training mode the step draws one scale per batch (in ``begin_batch``, so the micro-batches of a batch
+share it) and a flip per image from torch's global RNG, which the loop checkpoints, so an interrupted run
+resumes onto the same draws; in eval mode (validation) it uses the test scale without flips.
 """
 
 from __future__ import annotations
@@ -21,13 +21,16 @@ import torch
 from ..data.manifest import read_split
 from ..engine.checkpoint import seed_everything
 from ..engine.device import resolve_device
+from ..engine.distributed import rank_batch_size
 from ..engine.loop import Hardware, LoopConfig, fit
+from ..engine.memory import micro_batch_size
 from ..engine.rows import OffsetRows, locate
 from ..evaluate.reports import DESCRIPTION_FILE
 from ..pipeline import resume
 from ..pipeline.atomic import atomic_path
 from .feature_bank import FeatureBank
 from .inputs import SplitProposals, resize_and_flip
+from .memory import teacher_training
 from .wsddn import (TEACHER_FILE, TWDet, build_teacher, image_scores, probability_bce, save_teacher,
                     spatial_regulariser, two_stream_scores)
 
@@ -50,12 +53,16 @@ class TeacherStep:
                  spatial_reg: float = 0.0, spatial_reg_iou: float = 0.6) -> None:
         self.parts, self.scales, self.test_scale, self.hflip = parts, scales, test_scale, hflip
         self.spatial_reg, self.spatial_reg_iou = spatial_reg, spatial_reg_iou
+        self.scale = scales[0]
+
+    def begin_batch(self) -> None:
+        self.scale = self.scales[int(torch.randint(len(self.scales), ()))]
 
     def __call__(self, model: TWDet, images: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> dict:
         part, indices = locate(self.parts, rows)
         device = labels.device
         if model.training:
-            scale = self.scales[int(torch.randint(len(self.scales), ()))]
+            scale = self.scale
             flips = torch.rand(len(indices)) < 0.5 if self.hflip else None
         else:
             scale, flips = self.test_scale, None
@@ -133,8 +140,11 @@ def train_teacher(cfg: dict, manifest_dir: Path, proposals_dir: Path, out_dir: P
     scheduler = torch.optim.lr_scheduler.ReduceLROnPlateau(optimizer, factor=cfg["lr_decay_factor"],
                                                            patience=cfg["lr_patience"])
     # Flips are the step's business (boxes flip with the image), so the loop's own image flip is off.
+    micro = micro_batch_size(teacher_training(cfg, splits["train"].num_classes, parts[0].proposals.num_proposals),
+                             rank_batch_size(cfg["batch_size"]), hardware.memory_cap_gb, stage)
     loop = LoopConfig(epochs=cfg["epochs"], batch_size=cfg["batch_size"], seed=cfg["seed"],
-                      num_workers=cfg["num_workers"], hflip=False, amp=cfg["amp"], device=device, hardware=hardware)
+                      num_workers=cfg["num_workers"], hflip=False, amp=cfg["amp"], device=device, hardware=hardware,
+                      micro_batch=micro)
     try:
         history = fit(model, step, datasets["train"], datasets["val"], loop, optimizer, scheduler, resume_dir,
                       live_dir, np.array(ids, np.int64))

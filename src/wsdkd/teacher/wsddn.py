@@ -60,6 +60,16 @@ def roi_features(maps: torch.Tensor, boxes: torch.Tensor, roi_op: str = "align")
     return roi_pool(maps, rois, ROI_SIZE, 1.0 / FEATURE_STRIDE)
 
 
+def prior_scaled(phi: torch.Tensor, prior: torch.Tensor, a: float, b: float) -> torch.Tensor:
+    """Eq. 2's input to the head: each RoI's pooled features phi (B * N, ...) times a * s_R + b, ``prior`` (B, N).
+
+    Shared by the teacher and by stage 1 on ``features.layer: fc``, whose student must see its RoIs scaled the
+    same way before its head (as the released stage-1 prototxt does on both sides).
+    """
+    weight = (a * prior.reshape(-1) + b).to(phi.dtype)
+    return phi * weight.view(-1, *([1] * (phi.dim() - 1)))
+
+
 def image_scores(scores: torch.Tensor, eps: float = PROB_EPS) -> torch.Tensor:
     """Image-level prediction p (..., K) = sum over proposals of S (Eq. 2), clamped into [eps, 1 - eps].
 
@@ -180,8 +190,7 @@ class TWDet(nn.Module):
     def embed(self, phi: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
         """The head's vector of each of the (B, N) proposals, from phi * (a * s_R + b) (Eq. 2): (B, N, D)."""
         batch, rows = prior.shape
-        weight = (self.a * prior.reshape(-1) + self.b).to(phi.dtype)
-        return self.head(phi * weight.view(-1, *([1] * (phi.dim() - 1)))).view(batch, rows, -1)
+        return self.head(prior_scaled(phi, prior, self.a, self.b)).view(batch, rows, -1)
 
     def branches(self, vectors: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(M^c, M^d), each (B, N, K), from the region vectors (B, N, D): Eq. 2's two fc branches."""
