@@ -98,17 +98,10 @@ def _parser() -> argparse.ArgumentParser:
                                         "the table that has not run with these settings, and write "
                                         "reports/tables/NAME.md (ours beside the paper's) and NAME.json.")
     t.add_argument("name", help="a table of --tables (table1 ... table5, seeds)")
-    t.add_argument("--params", type=Path, default=Path("params.yaml"))
-    t.add_argument("--tables", type=Path, default=Path("workflow/tables.yaml"))
-    t.add_argument("--seeds", type=int, nargs="+", default=None,
-                   help="default: the table's seeds (0 1 2 in workflow/tables.yaml)")
+    _add_row_options(t, "default: the table's seeds (0 1 2 in workflow/tables.yaml)")
     t.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
                    help="change a student.* or distill.* setting for every row, e.g. student.epochs=6 (YAML "
                         "value; repeat for several); such rows are trained here, not taken from the DAG")
-    t.add_argument("--cores", default="all", help="Snakemake's --cores for the upstream stages")
-    t.add_argument("--no-upstream", action="store_true", help="use the DAG's outputs as they are (no Snakemake)")
-    t.add_argument("--out", type=Path, default=Path("reports/tables"))
-    t.add_argument("--experiments", type=Path, default=Path("experiments"))
     t.set_defaults(run=_table)
 
     c = commands.add_parser("convergence", help="does a longer run add mAP? (the plain student and ours)",
@@ -117,13 +110,7 @@ def _parser() -> argparse.ArgumentParser:
                                         "its own full schedule), over the seeds, reusing finished rows, and write "
                                         "reports/tables/convergence.md: the test mAP each longer run adds, and "
                                         "whether that is under convergence.longer_max_gain.")
-    c.add_argument("--params", type=Path, default=Path("params.yaml"))
-    c.add_argument("--tables", type=Path, default=Path("workflow/tables.yaml"))
-    c.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the seeds of --tables")
-    c.add_argument("--cores", default="all", help="Snakemake's --cores for the upstream stages")
-    c.add_argument("--no-upstream", action="store_true", help="use the DAG's outputs as they are (no Snakemake)")
-    c.add_argument("--out", type=Path, default=Path("reports/tables"))
-    c.add_argument("--experiments", type=Path, default=Path("experiments"))
+    _add_row_options(c, "default: the seeds of --tables")
     c.set_defaults(run=_convergence)
 
     s = commands.add_parser("preset", help="write params.yaml for a setup of workflow/presets/",
@@ -148,6 +135,17 @@ def _output(out: Path | None) -> Iterator[TextIO]:
         return
     with atomic_path(out) as tmp, open(tmp, "w", newline="") as stream:
         yield stream
+
+
+def _add_row_options(p: argparse.ArgumentParser, seeds_help: str) -> None:
+    """What the commands that train table rows share: where the rows and params are, seeds, the upstream DAG."""
+    p.add_argument("--params", type=Path, default=Path("params.yaml"))
+    p.add_argument("--tables", type=Path, default=Path("workflow/tables.yaml"))
+    p.add_argument("--seeds", type=int, nargs="+", default=None, help=seeds_help)
+    p.add_argument("--cores", default="all", help="Snakemake's --cores for the upstream stages")
+    p.add_argument("--no-upstream", action="store_true", help="use the DAG's outputs as they are (no Snakemake)")
+    p.add_argument("--out", type=Path, default=Path("reports/tables"))
+    p.add_argument("--experiments", type=Path, default=Path("experiments"))
 
 
 def _load_predictor(path: Path) -> files.Predictor:
