@@ -216,8 +216,8 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
             sampler.set_epoch(epoch)
             distributed.seed_epoch(cfg.seed, epoch, flip_generator)
             started, total, count, terms = time.perf_counter(), 0.0, 0, EpochTerms()
-            batches = progress_bar(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, dynamic_ncols=True,
-                           disable=not main)
+            batches = progress_bar(train_loader, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False,
+                                   dynamic_ncols=True, disable=not main)
             for step_index, (images, targets, index) in enumerate(batches):
                 if cfg.hflip:
                     images = random_hflip(images, flip_generator)
