@@ -170,7 +170,7 @@ def _table(args: argparse.Namespace) -> int:
     runs = list(tables.planned_runs(table, rows, base, args.tables, args.seeds))
     ws = tables.Workspace(Path("data/dataset"), Path("data/teacher_cache"), Path("models/teacher"),
                           {name: Path("models") / folder for name, folder in tables.DAG_FOLDERS.items()},
-                          args.experiments)
+                          args.experiments, Path("data/student_inputs"))
     if not args.no_upstream:
         subprocess.run(["snakemake", "--cores", str(args.cores), *map(str, tables.dag_targets(runs, params, ws))],
                        check=True)

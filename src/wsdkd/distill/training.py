@@ -29,6 +29,7 @@ from torch import nn
 from ..backbones.taps import Taps
 from ..backbones.zoo import build_backbone
 from ..data.manifest import Split
+from ..data.student_inputs import student_images
 from ..engine.checkpoint import seed_everything
 from ..engine.device import resolve_device
 from ..engine.loop import Hardware, fit
@@ -40,9 +41,10 @@ from ..student.model import StudentClassifier, load_student
 from ..student.training import MODEL_FILE, describe, loop_config, read_splits, sgd, write_student
 from ..teacher.inputs import resize_and_flip
 from ..teacher.targets import TeacherTargets
-from ..teacher.wsddn import ROI_SIZE, TEACHER_FILE, TWDet, load_teacher, roi_features
+from ..teacher.wsddn import FEATURE_STRIDE, ROI_SIZE, TEACHER_FILE, TWDet, load_teacher, roi_features
 from .losses import (ChannelAdapter, attention_transfer_loss, fitnets_hint_loss, hinton_kd_loss,
                      roi_distill_loss, softened_teacher_predictions, stage2_loss)
+from .separable_roi_align import separable_roi_align
 from .temperatures import Temperatures
 
 log = logging.getLogger(__name__)
@@ -116,9 +118,15 @@ class FeatureStep:
     """The loop's step for stage 1: Eq. 3 on RoI features (``roi``) or FitNets' hint loss (``fitnets``)."""
 
     def __init__(self, parts: list[TargetPart], cfg: dict, teacher: TWDet, student_size: int,
-                 cached: bool) -> None:
+                 cached: bool, roi_align: str = "torchvision") -> None:
         self.parts, self.cfg, self.teacher, self.size, self.cached = parts, cfg, teacher, student_size, cached
         self.teacher_taps = Taps(teacher.body, [cfg["hint_stride"]])
+        self.roi_align = roi_align  # the student's RoIAlign on CPU (params' train.student_roi_align)
+
+    def _student_pool(self, maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        if self.roi_align == "matmul" and maps.device.type == "cpu":
+            return separable_roi_align(maps, boxes, ROI_SIZE, 1.0 / FEATURE_STRIDE)
+        return roi_features(maps, boxes)
 
     def __call__(self, model: FeatureStudent, images: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> dict:
         part, indices = locate(self.parts, rows)
@@ -158,9 +166,9 @@ class FeatureStep:
                 phi = teacher_rois.mean(dim=(2, 3)) if teacher.averaged else teacher_rois
                 teacher_rois = teacher.embed(phi, rois.prior.to(device))
         if cfg["layer"] == "fc":
-            student_rois = model.adapter(model.student.backbone.roi_head(roi_features(body, student_boxes)))
+            student_rois = model.adapter(model.student.backbone.roi_head(self._student_pool(body, student_boxes)))
         else:
-            student_rois = roi_features(model.adapter(body), student_boxes)
+            student_rois = self._student_pool(model.adapter(body), student_boxes)
         shape = (batch, count, *student_rois.shape[1:])
         weights = rois.weights.to(device) if rois.weights is not None else None
         return roi_distill_loss(teacher_rois.reshape(shape), student_rois.float().reshape(shape), weights,
@@ -243,10 +251,11 @@ def _open_parts(splits: dict[str, Split], cache_dir: Path, teacher: TWDet | None
     return parts
 
 
-def _datasets(splits: dict[str, Split], size: int, mean, std) -> dict[str, OffsetRows]:
+def _datasets(splits: dict[str, Split], size: int, mean, std, inputs_dir: Path | None) -> dict[str, OffsetRows]:
+    images = student_images({name: splits[name] for name in TRAIN_SPLITS}, size, mean, std, inputs_dir)
     datasets, offset = {}, 0
     for name in TRAIN_SPLITS:
-        datasets[name] = OffsetRows(splits[name], offset, size, mean, std)
+        datasets[name] = OffsetRows(splits[name], offset, images[name])
         offset += len(splits[name])
     return datasets
 
@@ -276,11 +285,13 @@ def uses_cached_features(cfg: dict, cache_has_features: bool) -> bool:
 
 
 def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: Path, teacher_dir: Path,
-                   out_dir: Path, live_dir: Path, stage: str, hardware: Hardware = Hardware()) -> list[dict]:
+                   out_dir: Path, live_dir: Path, stage: str, hardware: Hardware = Hardware(),
+                   inputs_dir: Path | None = None) -> list[dict]:
     """Stage 1: write ``out_dir/model.pt``, the student whose convs learnt the teacher's features.
 
     ``cfg`` is ``distill.features``; with ``method: none`` the student is written as initialised (so a
-    Table 4 row without stage 1 runs the same chain).
+    Table 4 row without stage 1 runs the same chain). ``inputs_dir``: the student_inputs stage's arrays
+    (None: decode the JPEGs).
     """
     splits = read_splits(manifest_dir)
     seed_everything(student_cfg["seed"])
@@ -299,10 +310,11 @@ def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: 
                  "from the cache" if cached else "computed online")
         model = FeatureStudent(student, feature_adapter(cfg["method"], cfg["layer"], student, teacher,
                                                         cfg["hint_stride"]))
-        step = FeatureStep(parts, cfg, teacher, student_cfg["input_size"], cached)
+        step = FeatureStep(parts, cfg, teacher, student_cfg["input_size"], cached, hardware.student_roi_align)
         optimizer, scheduler = sgd([{"params": model.conv_parameters(cfg["layer"])}],
                                    {**student_cfg, **{k: cfg[k] for k in ("lr", "momentum", "weight_decay")}})
-        datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
+        datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std,
+                             inputs_dir)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(teacher_dir / TEACHER_FILE))
         history = fit(model, step, datasets["train"], datasets["val"],
@@ -319,11 +331,11 @@ def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: 
 
 def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: Path, teacher_dir: Path,
                     init_dir: Path, out_dir: Path, live_dir: Path, stage: str,
-                    hardware: Hardware = Hardware()) -> list[dict]:
+                    hardware: Hardware = Hardware(), inputs_dir: Path | None = None) -> list[dict]:
     """Stage 2: train the student from ``init_dir`` (stage 1's output) and write it like the baseline's folder.
 
     ``cfg`` is ``distill.predictions``; epochs, batch and optimiser come from ``student_cfg`` so the distilled
-    student and the baseline differ only in their losses.
+    student and the baseline differ only in their losses. ``inputs_dir`` as for :func:`train_features`.
     """
     splits = read_splits(manifest_dir)
     seed_everything(student_cfg["seed"])
@@ -343,7 +355,8 @@ def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir:
             {"params": list(student.parameters())},
             {"params": temperatures, "lr": student_cfg["lr"] * cfg["temperature_lr_scale"], "weight_decay": 0.0},
         ], student_cfg)
-        datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
+        datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std,
+                             inputs_dir)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(init_dir / MODEL_FILE))
         history = fit(model, PredictionStep(parts, cfg, teacher, student_cfg["hflip"]), datasets["train"], datasets["val"],
@@ -355,6 +368,6 @@ def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir:
     temps = {name: [round(v, 4) for v in getattr(model, name)().tolist()]
              for name in ("student_t", "teacher_tc")}
     write_student(out_dir, student, splits, student_cfg,
-                  describe(student_cfg, history, distillation=cfg, temperatures=temps), device)
+                  describe(student_cfg, history, distillation=cfg, temperatures=temps), device, inputs_dir=inputs_dir)
     resume.clear(stage)
     return history
