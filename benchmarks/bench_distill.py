@@ -52,7 +52,7 @@ def main() -> None:
                                 splits["train"].num_classes)
     model = FeatureStudent(student, feature_adapter("roi", cfg["layer"], student, teacher, cfg["hint_stride"]))
     model.to(device).train()
-    train = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)["train"]
+    train = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std, None)["train"]
     loader = DataLoader(train, batch_size=student_cfg["batch_size"], shuffle=False)
     batches = [batch for batch, _ in zip(loader, range(args.steps + 1))]
     print(f"stage 1 ({cfg['layer']} layer, {cfg['roi_source']} RoIs), batch {student_cfg['batch_size']}, student "

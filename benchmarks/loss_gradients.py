@@ -83,7 +83,7 @@ def main() -> None:
     params, splits, teacher, parts = open_outputs(args, torch.device("cpu"))
     student_cfg = params["student"]
     probe = fresh_student(student_cfg, splits["train"].num_classes).backbone
-    train = _datasets(splits, student_cfg["input_size"], probe.mean, probe.std)["train"]
+    train = _datasets(splits, student_cfg["input_size"], probe.mean, probe.std, None)["train"]
     batches = list(islice(DataLoader(train, batch_size=student_cfg["batch_size"], shuffle=False), args.batches))
     print(f"{args.batches} batches of {student_cfg['batch_size']}, ImageNet {student_cfg['backbone']['name']} at "
           f"{student_cfg['input_size']} px, teacher at {parts[0].targets.scale} px")

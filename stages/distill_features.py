@@ -14,6 +14,8 @@ def main() -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--cache", type=Path, default=Path("data/teacher_cache"), help="folder of {split}.h5")
     parser.add_argument("--teacher", type=Path, default=Path("models/teacher"))
+    parser.add_argument("--inputs", type=Path, default=None,
+                        help="the student_inputs stage's decoded images (dvc.yaml passes them; without: the JPEGs)")
     parser.add_argument("--out", type=Path, default=Path("models/student_features"))
     parser.add_argument("--live", type=Path, default=Path("reports/student_features"), help="dvclive folder")
     parser.add_argument("--stage", default="distill_features", help="names the resume folder")
@@ -23,7 +25,7 @@ def main() -> None:
     hardware = start_training(params)
     with remade_if_damaged(upstream_outputs(args)):
         train_features(params["student"], params["distill"]["features"], args.manifest, args.cache, args.teacher,
-                       args.out, args.live, args.stage, hardware)
+                       args.out, args.live, args.stage, hardware, args.inputs)
 
 
 if __name__ == "__main__":

@@ -15,6 +15,8 @@ def main() -> None:
     parser.add_argument("--cache", type=Path, default=Path("data/teacher_cache"), help="folder of {split}.h5")
     parser.add_argument("--teacher", type=Path, default=Path("models/teacher"))
     parser.add_argument("--init", type=Path, default=Path("models/student_features"), help="stage 1's output")
+    parser.add_argument("--inputs", type=Path, default=None,
+                        help="the student_inputs stage's decoded images (dvc.yaml passes them; without: the JPEGs)")
     parser.add_argument("--out", type=Path, default=Path("models/student_w"))
     parser.add_argument("--live", type=Path, default=Path("reports/student_w"), help="dvclive folder")
     parser.add_argument("--stage", default="train_distilled", help="names the resume folder")
@@ -24,7 +26,7 @@ def main() -> None:
     hardware = start_training(params)
     with remade_if_damaged(upstream_outputs(args)):
         train_distilled(params["student"], params["distill"]["predictions"], args.manifest, args.cache, args.teacher,
-                        args.init, args.out, args.live, args.stage, hardware)
+                        args.init, args.out, args.live, args.stage, hardware, args.inputs)
 
 
 if __name__ == "__main__":

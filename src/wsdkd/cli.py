@@ -195,7 +195,8 @@ def _workspace(args: argparse.Namespace, params: dict, runs: list) -> tables.Wor
     up to date first."""
     ws = tables.Workspace(Path("data/dataset"), Path("data/teacher_cache"), Path("models/teacher"),
                           {name: Path("models") / folder for name, folder in tables.DAG_FOLDERS.items()},
-                          args.experiments, {name: Path("reports") / name for name in ("student_wo", "student_w")})
+                          args.experiments, {name: Path("reports") / name for name in ("student_wo", "student_w")},
+                          Path("data/student_inputs"))
     if not args.no_upstream:
         subprocess.run(["snakemake", "--cores", str(args.cores), *map(str, tables.dag_targets(runs, params, ws))],
                        check=True)

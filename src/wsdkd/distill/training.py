@@ -30,6 +30,7 @@ from torch import nn
 from ..backbones.taps import Taps
 from ..backbones.zoo import build_backbone
 from ..data.manifest import Split
+from ..data.student_inputs import student_images
 from ..engine import choice
 from ..engine.checkpoint import seed_everything
 from ..engine.device import resolve_device
@@ -45,12 +46,13 @@ from ..student.model import StudentClassifier, load_student
 from ..student.training import MODEL_FILE, describe, loop_config, read_splits, sgd, write_student
 from ..teacher.inputs import resize_and_flip
 from ..teacher.targets import TeacherTargets
-from ..teacher.wsddn import ROI_SIZE, TEACHER_FILE, TWDet, load_teacher, prior_scaled, roi_features
+from ..teacher.wsddn import FEATURE_STRIDE, ROI_SIZE, TEACHER_FILE, TWDet, load_teacher, prior_scaled, roi_features
 from .diagnostics import positive_readings, temperature_summary
 from .losses import (ChannelAdapter, attention_transfer_loss, class_aware_soft_loss, fitnets_hint_loss,
                      hinton_kd_loss, hinton_targets, roi_distill_loss, softened_student_predictions,
                      softened_teacher_predictions)
 from .memory import feature_training
+from .separable_roi_align import separable_roi_align
 from .temperatures import PAPER_INIT, Temperatures
 
 log = logging.getLogger(__name__)
@@ -124,9 +126,15 @@ class FeatureStep:
     """The loop's step for stage 1: Eq. 3 on RoI features (``roi``) or FitNets' hint loss (``fitnets``)."""
 
     def __init__(self, parts: list[TargetPart], cfg: dict, teacher: TWDet, student_size: int,
-                 cached: bool) -> None:
+                 cached: bool, roi_align: str = "torchvision") -> None:
         self.parts, self.cfg, self.teacher, self.size, self.cached = parts, cfg, teacher, student_size, cached
         self.teacher_taps = Taps(teacher.body, [cfg["hint_stride"]])
+        self.roi_align = roi_align  # the student's RoIAlign on CPU (params' train.student_roi_align)
+
+    def _student_pool(self, maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
+        if self.roi_align == "matmul" and maps.device.type == "cpu":
+            return separable_roi_align(maps, boxes, ROI_SIZE, 1.0 / FEATURE_STRIDE)
+        return roi_features(maps, boxes)
 
     def __call__(self, model: FeatureStudent, images: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> dict:
         part, indices = locate(self.parts, rows)
@@ -166,10 +174,10 @@ class FeatureStep:
                 phi = teacher_rois.mean(dim=(2, 3)) if teacher.averaged else teacher_rois
                 teacher_rois = teacher.embed(phi, rois.prior.to(device))
         if cfg["layer"] == "fc":  # the student's head reads its RoIs scaled like the teacher's (a * s_R + b)
-            pooled = prior_scaled(roi_features(body, student_boxes), rois.prior.to(device), teacher.a, teacher.b)
+            pooled = prior_scaled(self._student_pool(body, student_boxes), rois.prior.to(device), teacher.a, teacher.b)
             student_rois = model.adapter(model.student.backbone.roi_head(pooled))
         else:
-            student_rois = roi_features(model.adapter(body), student_boxes)
+            student_rois = self._student_pool(model.adapter(body), student_boxes)
         shape = (batch, count, *student_rois.shape[1:])
         weights = rois.weights.to(device) if rois.weights is not None else None
         return roi_distill_loss(teacher_rois.reshape(shape), student_rois.float().reshape(shape), weights,
@@ -275,10 +283,11 @@ def _open_parts(splits: dict[str, Split], cache_dir: Path, teacher: TWDet | None
     return parts
 
 
-def _datasets(splits: dict[str, Split], size: int, mean, std) -> dict[str, OffsetRows]:
+def _datasets(splits: dict[str, Split], size: int, mean, std, inputs_dir: Path | None) -> dict[str, OffsetRows]:
+    images = student_images({name: splits[name] for name in TRAIN_SPLITS}, size, mean, std, inputs_dir)
     datasets, offset = {}, 0
     for name in TRAIN_SPLITS:
-        datasets[name] = OffsetRows(splits[name], offset, size, mean, std)
+        datasets[name] = OffsetRows(splits[name], offset, images[name])
         offset += len(splits[name])
     return datasets
 
@@ -314,11 +323,13 @@ def _feature_memory(student_cfg: dict, cfg: dict, targets: TeacherTargets) -> St
 
 
 def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: Path, teacher_dir: Path,
-                   out_dir: Path, live_dir: Path, stage: str, hardware: Hardware = Hardware()) -> list[dict]:
+                   out_dir: Path, live_dir: Path, stage: str, hardware: Hardware = Hardware(),
+                   inputs_dir: Path | None = None) -> list[dict]:
     """Stage 1: write ``out_dir/model.pt``, the student whose convs learnt the teacher's features.
 
     ``cfg`` is ``distill.features``; with ``method: none`` the student is written as initialised (so a
-    Table 4 row without stage 1 runs the same chain).
+    Table 4 row without stage 1 runs the same chain). ``inputs_dir``: the student_inputs stage's arrays
+    (None: decode the JPEGs).
     """
     splits = read_splits(manifest_dir)
     seed_everything(student_cfg["seed"])
@@ -337,13 +348,14 @@ def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: 
                  "from the cache" if cached else "computed online")
         model = FeatureStudent(student, feature_adapter(cfg["method"], cfg["layer"], student, teacher,
                                                         cfg["hint_stride"]))
-        step = FeatureStep(parts, cfg, teacher, student_cfg["input_size"], cached)
+        step = FeatureStep(parts, cfg, teacher, student_cfg["input_size"], cached, hardware.student_roi_align)
         # Stage 1's own optimiser and schedule, the same for every stage-1 method (the plateau rule's factor and
         # patience are the student's).
         own = ("lr", "momentum", "weight_decay", "schedule", "warmup_epochs")
         optimizer, scheduler = sgd([{"params": model.conv_parameters(cfg["layer"])}],
                                    {**student_cfg, **{k: cfg[k] for k in own}}, cfg["epochs"], "distill.features")
-        datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
+        datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std,
+                             inputs_dir)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(teacher_dir / TEACHER_FILE))
         history = fit(model, step, datasets["train"], datasets["val"],
@@ -376,11 +388,11 @@ def stage2_groups(model: DistilledStudent, lr: float, cfg: dict) -> list[dict]:
 
 def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: Path, teacher_dir: Path,
                     init_dir: Path, out_dir: Path, live_dir: Path, stage: str,
-                    hardware: Hardware = Hardware()) -> list[dict]:
+                    hardware: Hardware = Hardware(), inputs_dir: Path | None = None) -> list[dict]:
     """Stage 2: train the student from ``init_dir`` (stage 1's output) and write it like the baseline's folder.
 
     ``cfg`` is ``distill.predictions``; epochs, batch and optimiser come from ``student_cfg`` so the distilled
-    student and the baseline differ only in their losses.
+    student and the baseline differ only in their losses. ``inputs_dir`` as for :func:`train_features`.
     """
     splits = read_splits(manifest_dir)
     seed_everything(student_cfg["seed"])
@@ -396,11 +408,13 @@ def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir:
         model = DistilledStudent(student, splits["train"].num_classes, num_proposals, cfg)
         optimizer, scheduler = sgd(stage2_groups(model, student_cfg["lr"], cfg), student_cfg, student_cfg["epochs"],
                                    "student")
-        datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std)
+        datasets = _datasets(splits, student_cfg["input_size"], student.backbone.mean, student.backbone.std,
+                             inputs_dir)
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(init_dir / MODEL_FILE))
         resume_dir = resume.resume_dir(stage, key)
-        history = fit(model, PredictionStep(parts, cfg, teacher, student_cfg["hflip"]), datasets["train"], datasets["val"],
+        history = fit(model, PredictionStep(parts, cfg, teacher, student_cfg["hflip"]), datasets["train"],
+                      datasets["val"],
                       loop_config(student_cfg, device, hardware,
                                   student_training(student_cfg, splits["train"].num_classes), stage, hflip=False),
                       optimizer, scheduler, resume_dir, live_dir, _image_ids(splits))
@@ -411,6 +425,6 @@ def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir:
     temps = {name: [round(v, 4) for v in t.tolist()] for name, t in model.temperatures().items()}
     write_student(out_dir, student, splits, student_cfg,
                   describe(student_cfg, history, selected_epoch=selected, distillation=cfg, temperatures=temps),
-                  device)
+                  device, inputs_dir=inputs_dir)
     resume.clear(stage)
     return history

@@ -41,17 +41,20 @@ Step = Callable[[torch.nn.Module, torch.Tensor, torch.Tensor, torch.Tensor], dic
 class Hardware:
     """How a trainer uses the machine (params' ``train`` section): speed, not what is learnt."""
 
-    channels_last: bool = False  # CUDA only
+    channels_last: bool = False  # NHWC weights and inputs, on CPU and CUDA
     pin_memory: bool = False  # CUDA only
     prefetch_factor: int = 2  # with workers only
     persistent_workers: bool = False  # with workers only
-    memory_cap_gb: float | None = None  # per device: batches split into micro-batches to fit (memory_estimate.py)
+    eval_batch_size: int | None = None  # validation's batch; None: the training batch
+    student_roi_align: str = "torchvision"  # stage 1's student RoIAlign on CPU: torchvision | matmul
+    memory_cap_gb: float | None = None  # per device: batches split into micro-batches to fit (engine/memory.py)
 
     @classmethod
     def from_params(cls, train: dict) -> Hardware:
         loader = train["loader"]
         return cls(train["channels_last"], loader["pin_memory"], loader["prefetch_factor"],
-                   loader["persistent_workers"], train["memory_cap_gb"])
+                   loader["persistent_workers"], train["eval_batch_size"], train["student_roi_align"],
+                   train["memory_cap_gb"])
 
 
 @dataclass(frozen=True)
@@ -68,11 +71,12 @@ class LoopConfig:
     keep_best: bool = False  # save the best-on-val epoch's weights beside the checkpoint (choice.py)
 
 
-def _loader(data: Dataset, cfg: LoopConfig, sampler: Sampler) -> DataLoader:
-    """One loader per fit, so persistent workers live across epochs; the sampler decides the order."""
+def _loader(data: Dataset, cfg: LoopConfig, sampler: Sampler, batch_size: int) -> DataLoader:
+    """One loader per fit, so persistent workers live across epochs; the sampler decides the order.
+    ``batch_size`` is this rank's."""
     workers, hardware = cfg.num_workers, cfg.hardware
     # Its own generator seeds the workers, so the global RNG (which steps draw from) is left untouched.
-    return DataLoader(data, batch_size=distributed.rank_batch_size(cfg.batch_size), sampler=sampler,
+    return DataLoader(data, batch_size=batch_size, sampler=sampler,
                       num_workers=workers, generator=torch.Generator().manual_seed(cfg.seed),
                       pin_memory=hardware.pin_memory and cfg.device.type == "cuda",
                       prefetch_factor=hardware.prefetch_factor if workers else None,
@@ -81,7 +85,7 @@ def _loader(data: Dataset, cfg: LoopConfig, sampler: Sampler) -> DataLoader:
 
 def _inputs(images: torch.Tensor, cfg: LoopConfig) -> torch.Tensor:
     images = images.to(cfg.device, non_blocking=True)
-    if cfg.hardware.channels_last and cfg.device.type == "cuda" and images.dim() == 4:
+    if cfg.hardware.channels_last and images.dim() == 4:
         images = images.contiguous(memory_format=torch.channels_last)  # what the model's weights are in
     return images
 
@@ -178,8 +182,9 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
     model.to(cfg.device)
     if cfg.device.type == "cuda":
         torch.backends.cudnn.benchmark = True  # a few input sizes: cuDNN times its kernels once per size
-        if cfg.hardware.channels_last:
-            model.to(memory_format=torch.channels_last)  # NHWC: what tensor-core convolutions read fastest
+    if cfg.hardware.channels_last:
+        # NHWC: what tensor-core convolutions read fastest, and oneDNN's CPU convolutions too (no reorder per call)
+        model.to(memory_format=torch.channels_last)
     history: list[dict] = []
     start = 0
     state = checkpoint.load_last(resume_dir, model, optimizer)
@@ -203,8 +208,10 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
                  distributed.rank_batch_size(cfg.batch_size), cfg.micro_batch)
     # The shuffle order depends on (seed, epoch) only, so a resumed epoch sees the batches it would have seen.
     sampler = distributed.train_sampler(train, cfg.seed * 100_003)
-    train_loader = _loader(train, cfg, sampler)
-    val_loader = _loader(val, cfg, distributed.Shard(len(val))) if val is not None and len(val) else None
+    train_loader = _loader(train, cfg, sampler, distributed.rank_batch_size(cfg.batch_size))
+    # No gradients are kept in validation, so it can take far larger batches than training (each rank its shard).
+    val_batch = max(1, (cfg.hardware.eval_batch_size or cfg.batch_size) // distributed.world_size())
+    val_loader = _loader(val, cfg, distributed.Shard(len(val)), val_batch) if val is not None and len(val) else None
     # Rank 0 writes the curves beside live_dir and renames them into place at the end, like every other output:
     # a killed run leaves no metrics file that looks finished.
     with atomic_path(live_dir) if main else contextlib.nullcontext() as live_tmp:

@@ -14,16 +14,15 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
-from ..data.images import SquareImages
 from ..data.manifest import Split
 
 
 class OffsetRows(Dataset):
-    """``(pixels at size, or an empty tensor when size is None, labels, offset + index)`` for each image."""
+    """``(pixels from images, or an empty tensor when images is None, labels, offset + index)`` for each image
+    of ``split``; ``images`` yields ``(pixels, ...)`` in the split's order (SquareImages, CachedSquareImages)."""
 
-    def __init__(self, split: Split, offset: int, size: int | None, mean, std) -> None:
-        self.split, self.offset = split, offset
-        self.images = SquareImages(split, size, mean, std) if size is not None else None
+    def __init__(self, split: Split, offset: int, images: Dataset | None) -> None:
+        self.split, self.offset, self.images = split, offset, images
 
     def __len__(self) -> int:
         return len(self.split)

@@ -27,7 +27,8 @@ def start_logging(params: dict) -> None:
 
 # Which stage of dvc.yaml writes the upstream output that each stage flag names.
 _PRODUCERS = {"manifest": "dataset", "model": "train_teacher", "teacher": "train_teacher",
-              "cache": "cache_teacher", "init": "distill_features"}
+              "cache": "cache_teacher", "init": "distill_features",
+              "inputs": "student_inputs"}
 
 
 def upstream_outputs(args: argparse.Namespace) -> dict[Path, str]:

@@ -80,6 +80,7 @@ class Workspace:
     dag: dict[str, Path]
     experiments: Path
     live: dict[str, Path] = field(default_factory=dict)  # the DAG's dvclive folder of each student model
+    inputs: Path | None = None  # the DAG's student_inputs (decoded images); None: rows decode the JPEGs
 
 
 def load_tables(path: Path) -> tuple[dict[str, Row], dict[str, Table]]:
@@ -181,6 +182,15 @@ def _hardware(params: dict):
     return Hardware.from_params(params["train"])
 
 
+def _inputs_dir(ws: Workspace, params: dict) -> Path | None:
+    """The DAG's decoded student inputs when they are at the row's ``student.input_size``; else None (JPEGs)."""
+    from ..data.student_inputs import stored_size
+
+    if ws.inputs is None or stored_size(ws.inputs) != params["student"]["input_size"]:
+        return None
+    return ws.inputs
+
+
 def run_plain_row(params: dict, ws: Workspace, data: str) -> dict:
     """Train (or reuse) the student without distillation (Eq. 10) with these settings."""
     from ..student.training import train_student  # torch only when a row trains
@@ -190,7 +200,7 @@ def run_plain_row(params: dict, ws: Workspace, data: str) -> dict:
     if (done := _finished(row_dir)) is not None:
         return done
     train_student(params["student"], ws.manifest, row_dir / "student", row_dir / "live", f"table-row-{key}",
-                  _hardware(params))
+                  _hardware(params), _inputs_dir(ws, params))
     return _record(row_dir, params, {})
 
 
@@ -208,9 +218,10 @@ def run_distilled_row(params: dict, ws: Workspace, upstream: str) -> dict:
     if not (features_dir / "model.pt").is_file():
         train_features(student, distill["features"], ws.manifest, ws.cache, ws.teacher, features_dir,
                        features_dir.with_name(f"{features_key}-live"), f"table-features-{features_key}",
-                       _hardware(params))
+                       _hardware(params), _inputs_dir(ws, params))
     train_distilled(student, distill["predictions"], ws.manifest, ws.cache, ws.teacher, features_dir,
-                    row_dir / "student", row_dir / "live", f"table-row-{row_key}", _hardware(params))
+                    row_dir / "student", row_dir / "live", f"table-row-{row_key}", _hardware(params),
+                    _inputs_dir(ws, params))
     return _record(row_dir, params, {"features": str(features_dir)})
 
 
@@ -230,7 +241,7 @@ def planned_runs(table: Table, rows: dict[str, Row], params: dict, tables_path: 
 
 def dag_targets(runs: list[tuple[Row, int | None, dict]], dag_params: dict, ws: Workspace) -> list[Path]:
     """What Snakemake must bring up to date first: the teacher cache, and the DAG outputs the table reuses."""
-    targets = [ws.cache]
+    targets = [ws.cache] + ([ws.inputs] if ws.inputs is not None else [])
     for row, _, row_params in runs:
         if reuses_dag(row, row_params, dag_params) and ws.dag[row.model] not in targets:
             targets.append(ws.dag[row.model])

@@ -64,6 +64,19 @@ class PerImageH5:
         except OSError as exc:
             raise DamagedFile(self.path, f"damaged data in {name} ({exc})") from None
 
+    def read_rows(self, name: str, indices: np.ndarray) -> np.ndarray:
+        """Rows ``indices`` (any order) of dataset ``name`` as one array of the file's dtype, each row read straight
+        into its place: one chunk per image, no per-row array or cast (h5py's fancy indexing, which also
+        needs sorted indices, was far slower on the teacher cache's features)."""
+        dataset = self._file[name]
+        out = np.empty((len(indices), *dataset.shape[1:]), dataset.dtype)
+        try:
+            for row, index in enumerate(indices):
+                dataset.read_direct(out, np.s_[int(index)], np.s_[row])
+        except OSError as exc:
+            raise DamagedFile(self.path, f"damaged data in {name} ({exc})") from None
+        return out
+
     @classmethod
     def finished(cls, path: Path) -> bool:
         """Whether ``path`` is a whole file of this kind (resume folders); a damaged one is named and deleted."""

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, Dataset
 
-from ..data.images import SquareImages
 from ..data.manifest import Split
 from ..engine.device import autocast
 from ..evaluate.predictions import Predictions
@@ -14,11 +13,11 @@ from ..pipeline.progress import progress_bar
 
 
 @torch.no_grad()
-def predict_split(model: torch.nn.Module, split: Split, input_size: int, mean, std, batch_size: int,
-                  device: torch.device, amp: bool, num_workers: int = 0) -> Predictions:
+def predict_split(model: torch.nn.Module, split: Split, images: Dataset, batch_size: int, device: torch.device,
+                  amp: bool, num_workers: int = 0) -> Predictions:
+    """The model's scores of ``split``, whose images (``(pixels, ...)`` in the split's order) ``images`` yields."""
     model.eval().to(device)
-    loader = DataLoader(SquareImages(split, input_size, mean, std), batch_size=batch_size,
-                        num_workers=num_workers, pin_memory=device.type == "cuda")
+    loader = DataLoader(images, batch_size=batch_size, num_workers=num_workers, pin_memory=device.type == "cuda")
     scores = []
     for images, _, _ in progress_bar(loader, desc=f"predict {split.name}", leave=False, dynamic_ncols=True):
         with autocast(device, amp):

@@ -13,8 +13,8 @@ from pathlib import Path
 import torch
 
 from ..backbones.zoo import build_backbone
-from ..data.images import SquareImages
 from ..data.manifest import Split, read_split
+from ..data.student_inputs import student_images
 from ..engine import choice, schedule
 from ..engine.checkpoint import seed_everything
 from ..engine.device import resolve_device
@@ -77,29 +77,35 @@ def loop_config(cfg: dict, device: torch.device, hardware: Hardware, memory: Sta
 
 
 def write_student(out_dir: Path, model: StudentClassifier, splits: dict[str, Split], cfg: dict, description: dict,
-                  device: torch.device, predict: bool = True) -> None:
-    """Write ``out_dir`` atomically: ``model.pt``, ``model.json`` and, with ``predict``, ``predictions_{val,test}``."""
+                  device: torch.device, predict: bool = True, inputs_dir: Path | None = None) -> None:
+    """Write ``out_dir`` atomically: ``model.pt``, ``model.json`` and, with ``predict``, ``predictions_{val,test}``
+    (of the images in ``inputs_dir``, the student_inputs stage's arrays; None: decoded from the JPEGs)."""
     mean, std = model.backbone.mean, model.backbone.std
+    named = ("val", "test") if predict else ()
+    images = student_images({name: splits[name] for name in named}, cfg["input_size"], mean, std, inputs_dir)
     with atomic_path(out_dir) as tmp:
         tmp.mkdir(parents=True)
         save_student(tmp / MODEL_FILE, model.cpu(), splits["train"].class_names, cfg["input_size"], cfg)
         (tmp / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2) + "\n")
-        for name in ("val", "test") if predict else ():
-            preds = predict_split(model, splits[name], cfg["input_size"], mean, std, cfg["batch_size"],
-                                  device, cfg["amp"], cfg["num_workers"])
+        for name in named:
+            preds = predict_split(model, splits[name], images[name], cfg["batch_size"], device, cfg["amp"],
+                                  cfg["num_workers"])
             write_predictions(tmp / f"predictions_{name}.parquet", preds)
 
 
 def train_student(cfg: dict, manifest_dir: Path, out_dir: Path, live_dir: Path, stage: str,
-                  hardware: Hardware = Hardware()) -> list[dict]:
-    """Train, then write ``out_dir`` atomically: ``model.pt`` and ``predictions_{val,test}.parquet``."""
+                  hardware: Hardware = Hardware(), inputs_dir: Path | None = None) -> list[dict]:
+    """Train, then write ``out_dir`` atomically: ``model.pt`` and ``predictions_{val,test}.parquet``.
+
+    ``inputs_dir``: the student_inputs stage's decoded arrays (None: decode the JPEGs on every read)."""
     splits = read_splits(manifest_dir)
     train = splits["train"]
     seed_everything(cfg["seed"])
     device = resolve_device(cfg["device"], "student.device")
     model = StudentClassifier(build_backbone(cfg["backbone"], "student.backbone"), train.num_classes)
     mean, std = model.backbone.mean, model.backbone.std
-    data = {name: SquareImages(split, cfg["input_size"], mean, std) for name, split in splits.items()}
+    data = student_images({name: splits[name] for name in ("train", "val")}, cfg["input_size"], mean, std,
+                          inputs_dir)
     optimizer, scheduler = sgd([{"params": list(model.parameters())}], cfg, cfg["epochs"], "student")
     # Resume only from a checkpoint of this very config and data.
     key = resume.fingerprint(cfg, (manifest_dir / "classes.json").read_text(), train.image_ids.tolist())
@@ -108,6 +114,7 @@ def train_student(cfg: dict, manifest_dir: Path, out_dir: Path, live_dir: Path, 
                   loop_config(cfg, device, hardware, student_training(cfg, train.num_classes), stage), optimizer,
                   scheduler, resume_dir, live_dir, train.image_ids)
     selected = choice.restore(resume_dir, model, history, cfg["select"])
-    write_student(out_dir, model, splits, cfg, describe(cfg, history, selected_epoch=selected), device)
+    write_student(out_dir, model, splits, cfg, describe(cfg, history, selected_epoch=selected), device,
+                  inputs_dir=inputs_dir)
     resume.clear(stage)
     return history

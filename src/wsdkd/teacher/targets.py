@@ -51,7 +51,9 @@ class TeacherTargets:
         self.cache.close()
 
     def _stack(self, name: str, indices: np.ndarray) -> torch.Tensor:
-        return torch.from_numpy(np.stack([self.cache.read(name, int(i)) for i in indices]))
+        """The batch's rows of ``name``, float16 cast to float32 once for the whole block."""
+        rows = torch.from_numpy(self.cache.read_rows(name, indices))
+        return rows.float() if rows.dtype == torch.float16 else rows
 
     def valid_rows(self, indices: np.ndarray) -> torch.Tensor:
         """(B, N) bool: the real proposal rows (the rest are recycled copies)."""
@@ -69,7 +71,7 @@ class TeacherTargets:
     def rois(self, indices: np.ndarray, source: str, weighting: str) -> RoiBatch:
         """Stage 1's RoIs: ``source`` in ROI_SOURCES, ``weighting`` in ROI_WEIGHTS."""
         if source == "selected":
-            rows = np.stack([self.cache.read("selected", int(i)) for i in indices]).astype(np.int64)
+            rows = self.cache.read_rows("selected", indices).astype(np.int64)
             counts = torch.from_numpy(self.cache.num_selected[indices].astype(np.int64))
             valid = torch.arange(rows.shape[1])[None, :] < counts[:, None]
         elif source == "all":
@@ -102,7 +104,7 @@ class TeacherTargets:
         if not self.cache.has_features:
             raise UserError(f"{self.cache.path}: holds no RoI features; set cache.cache_features: true and rerun "
                             f"cache_teacher, or let stage 1 run the teacher online")
-        return torch.from_numpy(np.stack([self.cache.read("features", int(i)) for i in indices]))
+        return self._stack("features", indices)
 
     def teacher_inputs(self, indices: np.ndarray, flips: torch.Tensor | None,
                        device: torch.device) -> torch.Tensor:

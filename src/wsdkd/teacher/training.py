@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from ..data.images import SquareImages
 from ..data.manifest import read_split
 from ..engine.checkpoint import seed_everything
 from ..engine.device import resolve_device
@@ -128,7 +129,8 @@ def train_teacher(cfg: dict, manifest_dir: Path, proposals_dir: Path, out_dir: P
         bank = _bank(model, cfg, proposals, bank_dir, device, progress) if bank_dir is not None else None
         parts.append(TeacherPart(offset, proposals, bank))
         size = None if bank is not None else (max(cfg["scales"]) if name == "train" else cfg["cache_scale"])
-        datasets[name] = OffsetRows(split, offset, size, model.mean, model.std)
+        datasets[name] = OffsetRows(split, offset, SquareImages(split, size, model.mean, model.std)
+                                    if size is not None else None)
         offset += len(split)
     # The train split's, so predict makes the boxes the teacher learnt from (files made by tests may have none).
     proposals_params = parts[0].proposals.reader.params or None
