@@ -16,8 +16,8 @@ def main() -> None:
     parser = stage_parser(__doc__)
     parser.add_argument("--out", type=Path, default=Path("data/student_inputs"))
     args = parser.parse_args()
-    start_logging()
     params = load_params(args.params)
+    start_logging(params)
     with remade_if_damaged(upstream_outputs(args)):
         write_inputs(read_splits(args.manifest), params["student"]["input_size"], args.out)
 
