@@ -38,11 +38,12 @@ from wsdkd.backbones.zoo import build_backbone
 from wsdkd.data.images import random_hflip
 from wsdkd.data.student_inputs import student_images
 from wsdkd.distill.training import (DistilledStudent, FeatureStep, FeatureStudent, PredictionStep, _datasets,
-                                    _open_parts, feature_adapter, uses_cached_features)
+                                    _open_parts, feature_adapter, stage2_groups, uses_cached_features)
 from wsdkd.engine import distributed
 from wsdkd.engine.device import autocast
 from wsdkd.engine.loop import Hardware, _inputs, _loader, evaluate_loss
 from wsdkd.student.model import StudentClassifier
+from wsdkd.student.memory import student_training
 from wsdkd.student.training import classifier_step, loop_config, sgd
 from wsdkd.teacher.targets import TeacherTargets
 
@@ -114,7 +115,7 @@ def build(stage: str, params: dict, splits: dict, teacher, parts, variant: Varia
     mean, std, size = student.backbone.mean, student.backbone.std, student_cfg["input_size"]
     if stage == "train_student":
         data = student_images({n: splits[n] for n in ("train", "val")}, size, mean, std, variant.inputs)
-        optimizer, _ = sgd([{"params": list(student.parameters())}], student_cfg)
+        optimizer, _ = sgd([{"params": list(student.parameters())}], student_cfg, student_cfg["epochs"], "student")
         return student, classifier_step, optimizer, data["train"], data["val"]
     data = _datasets(splits, size, mean, std, variant.inputs)
     if stage == "distill_features":
@@ -123,14 +124,14 @@ def build(stage: str, params: dict, splits: dict, teacher, parts, variant: Varia
         model = FeatureStudent(student, feature_adapter(cfg["method"], cfg["layer"], student, teacher,
                                                         cfg["hint_stride"]))
         step = FeatureStep(parts, cfg, teacher, size, cached, variant.hardware.student_roi_align)
+        own = ("lr", "momentum", "weight_decay", "schedule", "warmup_epochs")
         optimizer, _ = sgd([{"params": model.conv_parameters(cfg["layer"])}],
-                           {**student_cfg, **{k: cfg[k] for k in ("lr", "momentum", "weight_decay")}})
+                           {**student_cfg, **{k: cfg[k] for k in own}}, cfg["epochs"], "distill.features")
         return model, step, optimizer, data["train"], data["val"]
     cfg = params["distill"]["predictions"]
     num_proposals = int(parts[0].targets.cache.read("prior", 0).shape[0])
     model = DistilledStudent(student, splits["train"].num_classes, num_proposals, cfg)
-    optimizer, _ = sgd([{"params": list(student.parameters())},
-                        {"params": model.temperature_parameters(), "weight_decay": 0.0}], student_cfg)
+    optimizer, _ = sgd(stage2_groups(model, student_cfg["lr"], cfg), student_cfg, student_cfg["epochs"], "student")
     return model, PredictionStep(parts, cfg, None, student_cfg["hflip"]), optimizer, data["train"], data["val"]
 
 
@@ -228,7 +229,8 @@ def main() -> None:
     runners = []
     try:
         for stage in args.stages:
-            cfg = loop_config(student_cfg, device, Hardware(), hflip=student_cfg["hflip"] and stage == "train_student")
+            cfg = loop_config(student_cfg, device, Hardware(), student_training(student_cfg, splits["train"].num_classes),
+                              stage, hflip=student_cfg["hflip"] and stage == "train_student")
             for variant in variants:
                 runners.append(Runner(stage, params, splits, teacher, args.cache, variant, cfg,
                                       clocks[stage, variant.name]))
