@@ -6,7 +6,7 @@
 A CPU-sized check of issue 20, not the paper's protocol (one seed, no stage 1, 8 epochs): params.yaml with 600
 training images (540 train / 60 val), 200 test, the teacher trained 30 epochs; then `train_distilled` from the
 ImageNet student for each row below, through the stage scripts. Prints one Markdown row each: test mAP, the last
-validation BCE, and the stage-2 readings of the first and last epochs (stage2_diagnostics.py).
+validation BCE, and the stage-2 readings of the first and last epochs (src/wsdkd/distill/diagnostics.py).
 """
 
 from __future__ import annotations

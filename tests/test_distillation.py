@@ -326,7 +326,7 @@ def test_attention_transfer_gradcheck():
                      (_f64(2, 2, 2, 2, seed=2).requires_grad_(), _f64(2, 2, 2, 2, seed=3).requires_grad_()))
 
 
-# ---- What stage 2 logs (stage2_diagnostics) and the temperatures' calibration ----
+# ---- What stage 2 logs (distill/diagnostics.py) and the temperatures' calibration ----
 
 def test_learnable_temperatures_calibrate_the_class_aware_signal_away():
     # One image, two classes, one proposal: p'^T = softmax_k(M^c / t^c); M^c = [ln 3, 0] -> p'^T = [3/4, 1/4].

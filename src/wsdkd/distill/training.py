@@ -217,7 +217,7 @@ class DistilledStudent(nn.Module):
 class PredictionStep:
     """The loop's step for stage 2: BCE (Eq. 10) + lambda x the soft loss, plus attention transfer if weighted.
 
-    Its terms (stage2_diagnostics.py): each loss term, the temperatures' mean / min / max, and on the positives
+    Its terms (diagnostics.py): each loss term, the temperatures' mean / min / max, and on the positives
     the mean soft target, the mean softened student score and the share where the soft gradient opposes the BCE.
     """
 
