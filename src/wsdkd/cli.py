@@ -24,7 +24,7 @@ from tqdm import tqdm
 from .engine.device import resolve_device
 from .engine.model_file import model_file_kind
 from .evaluate import convergence
-from .paper import tables
+from .paper import row_pool, tables
 from .pipeline import presets
 from .pipeline.atomic import atomic_path, write_text_atomic
 from .pipeline.config import load_params
@@ -97,11 +97,10 @@ def _parser() -> argparse.ArgumentParser:
                             description="Bring the DAG up to the teacher cache (Snakemake), train every row of "
                                         "the table that has not run with these settings, and write "
                                         "reports/tables/NAME.md (ours beside the paper's) and NAME.json.")
-    t.add_argument("name", help="a table of --tables (table1 ... table5, seeds)")
+    t.add_argument("names", nargs="+", metavar="name",
+                   help="tables of --tables (table1 ... table5, seeds); several train their rows together, each "
+                        "row once")
     _add_row_options(t, "default: the table's seeds (0 1 2 in workflow/tables.yaml)")
-    t.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
-                   help="change a student.* or distill.* setting for every row, e.g. student.epochs=6 (YAML "
-                        "value; repeat for several); such rows are trained here, not taken from the DAG")
     t.set_defaults(run=_table)
 
     c = commands.add_parser("convergence", help="does a longer run add mAP? (the plain student and ours)",
@@ -145,6 +144,12 @@ def _add_row_options(p: argparse.ArgumentParser, seeds_help: str) -> None:
     p.add_argument("--cores", default="all", help="Snakemake's --cores for the upstream stages")
     p.add_argument("--no-upstream", action="store_true", help="use the DAG's outputs as they are (no Snakemake)")
     p.add_argument("--out", type=Path, default=Path("reports/tables"))
+    p.add_argument("--set", type=_setting, action="append", default=[], metavar="KEY=VALUE",
+                   help="change a student.* or distill.* setting for every row, e.g. student.epochs=6 (YAML "
+                        "value; repeat for several); such rows are trained here, not taken from the DAG")
+    p.add_argument("--jobs", type=_positive_int, default=1,
+                   help="train this many rows at once, each process on its share of the cores (on 2 CPU cores, "
+                        "2 jobs train 1.45x faster than 1; on a GPU keep 1)")
     p.add_argument("--experiments", type=Path, default=Path("experiments"))
 
 
@@ -207,42 +212,59 @@ def _table(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     params = load_params(args.params)
     rows, known = tables.load_tables(args.tables)
-    if args.name not in known:
-        raise UserError(f"{args.tables}: no table {args.name!r} (expected one of {', '.join(known)})")
-    table = known[args.name]
-    base = tables.apply_overrides(params, dict(args.set), "--set") if args.set else params
-    runs = list(tables.planned_runs(table, rows, base, args.tables, args.seeds))
-    ws = _workspace(args, params, runs)
-    results = tables.run_table(runs, params, ws)
+    unknown = [name for name in args.names if name not in known]
+    if unknown:
+        raise UserError(f"{args.tables}: no table {unknown[0]!r} (expected one of {', '.join(known)})")
+    base = _with_settings(params, args)
+    planned = {name: list(tables.planned_runs(known[name], rows, base, args.tables, args.seeds))
+               for name in args.names}
+    every_run = [run for runs in planned.values() for run in runs]
+    ws = _workspace(args, params, every_run)
+    row_pool.train_rows(every_run, params, ws, args.jobs)
     dataset = json.loads((ws.manifest / "classes.json").read_text())["source"]
-    path = tables.write_table(table, rows, results, dataset, args.out)
-    print(path.read_text())
+    for name, runs in planned.items():
+        path = tables.write_table(known[name], rows, tables.run_table(runs, params, ws), dataset, args.out)
+        print(path.read_text())
     return EXIT_OK
+
+
+def _with_settings(params: dict, args: argparse.Namespace) -> dict:
+    """params.yaml with --set applied to every row."""
+    return tables.apply_overrides(params, dict(args.set), "--set") if args.set else params
 
 
 def _convergence(args: argparse.Namespace) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     params = load_params(args.params)
+    base = _with_settings(params, args)
     cfg = params["convergence"]
     rows, _ = tables.load_tables(args.tables)
     names = ("baseline", "ours")
     seeds = args.seeds or tables.file_seeds(args.tables)
     pair = tables.Table("convergence", "", "", ["mAP"], {name: [] for name in names}, seeds)
-    longer = convergence.longer_epochs(params, cfg["longer"])
-    long_params = tables.apply_overrides(params, longer, "convergence.longer")
-    short_runs = list(tables.planned_runs(pair, rows, params, args.tables))
+    longer = convergence.longer_epochs(base, cfg["longer"])
+    long_params = tables.apply_overrides(base, longer, "convergence.longer")
+    short_runs = list(tables.planned_runs(pair, rows, base, args.tables))
     long_runs = list(tables.planned_runs(pair, rows, long_params, args.tables))
     ws = _workspace(args, params, short_runs + long_runs)
+    row_pool.train_rows(short_runs + long_runs, params, ws, args.jobs)
     short, long = tables.run_table(short_runs, params, ws), tables.run_table(long_runs, params, ws)
     verdicts = {name: convergence.longer_verdict([r["mAP"] for r in short[name]], [r["mAP"] for r in long[name]],
                                                  cfg["longer_max_gain"]) for name in names}
-    epochs = {name: tuple(convergence.stage_epochs(p, rows[name].model) for p in (params, long_params))
+    epochs = {name: tuple(convergence.stage_epochs(p, rows[name].model) for p in (base, long_params))
               for name in names}
     text = convergence.longer_markdown(verdicts, {name: rows[name].label for name in names}, epochs, seeds,
                                        cfg["longer_max_gain"])
     write_text_atomic(args.out / "convergence.md", text)
     convergence.write_json(args.out / "convergence.json", {"longer": cfg["longer"], "seeds": seeds,
                                                            "rows": verdicts})
+    curves = {}  # every run's validation curve, short and long, in one figure
+    for results, which in ((short, 0), (long, 1)):
+        for name in names:
+            for run in results[name]:
+                label = f"{name}, seed {run['seed']}, {epochs[name][which]['student.epochs']} epochs"
+                curves[label] = convergence.read_curve(Path(run["live"]))
+    convergence.plot_curves(curves, convergence.tail_report(curves, cfg), args.out / "convergence.png")
     print(text)
     return EXIT_OK
 

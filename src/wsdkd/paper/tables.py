@@ -191,37 +191,62 @@ def _inputs_dir(ws: Workspace, params: dict) -> Path | None:
     return ws.inputs
 
 
+def plain_row_dir(params: dict, ws: Workspace, data: str) -> Path:
+    """Where the plain student of these settings is trained (keyed by them and the dataset)."""
+    return ws.experiments / "rows" / resume.fingerprint(data, params["student"])
+
+
+def distilled_row_dirs(params: dict, ws: Workspace, upstream: str) -> tuple[Path, Path]:
+    """(stage 1's folder, the row's folder) of a distilled student; rows that agree on ``student`` and
+    ``distill.features`` share the first."""
+    features_key = resume.fingerprint(upstream, params["student"], params["distill"]["features"])
+    row_key = resume.fingerprint(features_key, params["distill"]["predictions"])
+    return ws.experiments / "features" / features_key, ws.experiments / "rows" / row_key
+
+
+def is_finished(row_dir: Path) -> bool:
+    return (row_dir / METRICS_FILE).is_file()
+
+
+def has_features(features_dir: Path) -> bool:
+    return (features_dir / "model.pt").is_file()
+
+
 def run_plain_row(params: dict, ws: Workspace, data: str) -> dict:
     """Train (or reuse) the student without distillation (Eq. 10) with these settings."""
     from ..student.training import train_student  # torch only when a row trains
 
-    key = resume.fingerprint(data, params["student"])
-    row_dir = ws.experiments / "rows" / key
+    row_dir = plain_row_dir(params, ws, data)
     if (done := _finished(row_dir)) is not None:
         return done
-    train_student(params["student"], ws.manifest, row_dir / "student", row_dir / "live", f"table-row-{key}",
+    train_student(params["student"], ws.manifest, row_dir / "student", row_dir / "live", f"table-row-{row_dir.name}",
                   _hardware(params), _inputs_dir(ws, params))
     return _record(row_dir, params, {})
 
 
+def train_stage1(params: dict, ws: Workspace, upstream: str) -> Path:
+    """Train (or reuse) a distilled row's stage 1 (Eq. 3-4); its folder."""
+    from ..distill.training import train_features  # torch only when a row trains
+
+    features_dir, _ = distilled_row_dirs(params, ws, upstream)
+    if not has_features(features_dir):
+        train_features(params["student"], params["distill"]["features"], ws.manifest, ws.cache, ws.teacher,
+                       features_dir, features_dir.with_name(f"{features_dir.name}-live"),
+                       f"table-features-{features_dir.name}", _hardware(params), _inputs_dir(ws, params))
+    return features_dir
+
+
 def run_distilled_row(params: dict, ws: Workspace, upstream: str) -> dict:
     """Train (or reuse) one distilled student: stage 1 (shared by rows that agree on it) then stage 2."""
-    from ..distill.training import train_distilled, train_features  # torch only when a row trains
+    from ..distill.training import train_distilled  # torch only when a row trains
 
-    student, distill = params["student"], params["distill"]
-    features_key = resume.fingerprint(upstream, student, distill["features"])
-    row_key = resume.fingerprint(features_key, distill["predictions"])
-    features_dir = ws.experiments / "features" / features_key
-    row_dir = ws.experiments / "rows" / row_key
+    _, row_dir = distilled_row_dirs(params, ws, upstream)
     if (done := _finished(row_dir)) is not None:
         return done
-    if not (features_dir / "model.pt").is_file():
-        train_features(student, distill["features"], ws.manifest, ws.cache, ws.teacher, features_dir,
-                       features_dir.with_name(f"{features_key}-live"), f"table-features-{features_key}",
-                       _hardware(params), _inputs_dir(ws, params))
-    train_distilled(student, distill["predictions"], ws.manifest, ws.cache, ws.teacher, features_dir,
-                    row_dir / "student", row_dir / "live", f"table-row-{row_key}", _hardware(params),
-                    _inputs_dir(ws, params))
+    features_dir = train_stage1(params, ws, upstream)
+    train_distilled(params["student"], params["distill"]["predictions"], ws.manifest, ws.cache, ws.teacher,
+                    features_dir, row_dir / "student", row_dir / "live", f"table-row-{row_dir.name}",
+                    _hardware(params), _inputs_dir(ws, params))
     return _record(row_dir, params, {"features": str(features_dir)})
 
 

@@ -1,0 +1,80 @@
+"""Training table rows side by side: each training planned once, stage 2 after its stage 1, results reused."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from tests.test_tables import TABLES_FILE
+from wsdkd.paper import row_pool, tables
+
+
+def _tiny(default_params: dict) -> dict:
+    params = json.loads(json.dumps(default_params))
+    params["student"].update(backbone={"name": "efficientnet_lite0", "weights": "random", "weights_path": None},
+                             input_size=32, epochs=1, batch_size=8, device="cpu", amp=False, seed=0)
+    params["distill"]["features"]["epochs"] = 1
+    return params
+
+
+def _runs(params: dict, names: list[str], seeds: list[int]):
+    rows, _ = tables.load_tables(TABLES_FILE)
+    table = tables.Table("t", "T", "MS-COCO", ["mAP"], {name: [0.0] for name in names}, None)
+    return list(tables.planned_runs(table, rows, params, TABLES_FILE, seeds=seeds))
+
+
+def _workspace(tmp_path: Path, tiny_manifest: Path, tiny_upstream: Path) -> tables.Workspace:
+    dag = {name: tmp_path / "dag" / name for name in tables.MODELS}
+    return tables.Workspace(tiny_manifest, tiny_upstream / "cache", tiny_upstream / "teacher", dag,
+                            tmp_path / "experiments")
+
+
+def test_each_training_is_planned_once_and_stage_2_waits_for_its_stage_1(tiny_manifest, tiny_upstream,
+                                                                         default_params, tmp_path):
+    params = _tiny(default_params)
+    ws = _workspace(tmp_path, tiny_manifest, tiny_upstream)
+    # Two tables asking for the same rows; hinton and class_aware share stage 1 (none), ours has its own.
+    runs = _runs(params, ["baseline", "hinton", "class_aware", "ours", "teacher"], [1])
+    tasks = row_pool.plan_tasks(runs + runs, params, ws)
+    kinds = [(task.label, task.kind) for task in tasks]
+    assert kinds == [("baseline, seed 1", "plain"), ("stage 1 of hinton, seed 1", "features"),
+                     ("hinton, seed 1", "distilled"), ("class_aware, seed 1", "distilled"),
+                     ("stage 1 of ours, seed 1", "features"), ("ours, seed 1", "distilled")]
+    by_label = {task.label: task for task in tasks}
+    assert by_label["hinton, seed 1"].after == by_label["class_aware, seed 1"].after == \
+        by_label["stage 1 of hinton, seed 1"].key
+    assert by_label["ours, seed 1"].after == by_label["stage 1 of ours, seed 1"].key
+    assert by_label["baseline, seed 1"].after is None
+    # A row with the DAG's settings (seed 0 here is params' own seed) is the DAG's: nothing to train.
+    assert row_pool.plan_tasks(_runs(params, ["baseline", "ours"], [0]), params, ws) == []
+
+
+def test_rows_trained_in_two_processes_are_read_back_without_training(tiny_manifest, tiny_upstream,
+                                                                      default_params, tmp_path, monkeypatch):
+    import wsdkd.distill.training as distill
+    import wsdkd.student.training as student
+
+    monkeypatch.setenv("WSDKD_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    params = _tiny(default_params)
+    ws = _workspace(tmp_path, tiny_manifest, tiny_upstream)
+    runs = _runs(params, ["baseline", "hinton", "ours"], [1])
+    assert row_pool.train_rows(runs, params, ws, jobs=2) == 5  # 1 plain, 2 stage 1, 2 stage 2
+    assert row_pool.plan_tasks(runs, params, ws) == []
+    assert row_pool.train_rows(runs, params, ws, jobs=2) == 0
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a row the pool trained was trained again")
+
+    monkeypatch.setattr(distill, "train_features", no_training)
+    monkeypatch.setattr(distill, "train_distilled", no_training)
+    monkeypatch.setattr(student, "train_student", no_training)
+    results = tables.run_table(runs, params, ws)
+    assert set(results) == {"baseline", "hinton", "ours"}
+    assert all(0 <= runs_[0]["mAP"] <= 100 for runs_ in results.values())
+
+
+def test_one_job_leaves_the_training_to_the_table(tiny_manifest, tiny_upstream, default_params, tmp_path):
+    params = _tiny(default_params)
+    ws = _workspace(tmp_path, tiny_manifest, tiny_upstream)
+    assert row_pool.train_rows(_runs(params, ["baseline"], [1]), params, ws, jobs=1) == 0
+    assert not ws.experiments.exists()
