@@ -9,7 +9,7 @@ CORES ?= all
 JOBS ?= 2
 export PATH := $(abspath $(VENV))/bin:$(PATH)
 
-TABLES := table1 table2 table3 table4 table5 seeds
+TABLES := table1 table2 table3 table4 table5 seeds temperatures
 .PHONY: run test setup $(TABLES) tables convergence
 
 $(VENV)/.installed: requirements.txt pyproject.toml

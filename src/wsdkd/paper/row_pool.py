@@ -23,6 +23,7 @@ from . import tables
 log = logging.getLogger(__name__)
 
 PLAIN, FEATURES, DISTILLED = "plain", "features", "distilled"
+_PRIORITY = {FEATURES: 0, DISTILLED: 1, PLAIN: 2}  # sorted() is stable: planned order within a kind
 
 
 @dataclass(frozen=True)
@@ -98,7 +99,10 @@ def train_rows(runs: list[tuple[tables.Row, int | None, dict]], dag_params: dict
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_start_worker,
                              initargs=(threads,)) as pool:
         while waiting or running:
-            for task in [t for t in waiting if t.after is None or t.after in done]:
+            ready = [t for t in waiting if t.after is None or t.after in done]
+            # One task per free process, so a stage 2 freed by its stage 1 does not queue behind plain rows;
+            # stage 1 first: it frees the most work.
+            for task in sorted(ready, key=lambda t: _PRIORITY[t.kind])[:jobs - len(running)]:
                 waiting.remove(task)
                 log.info("start %s (%s)", task.label, task.kind)
                 running[pool.submit(_run_task, task, ws, data, upstream)] = task

@@ -401,9 +401,12 @@ def table_markdown(table: Table, rows: dict[str, Row], results: dict[str, list[d
 
 def _paper_gain(table: Table) -> str:
     ours, base = table.rows["ours"][0], table.rows["baseline"][0]
-    if isinstance(ours, str):  # "COCO / NUS-WIDE" pairs
-        pairs = zip(ours.split("/"), base.split("/"))
-        return " / ".join(f"{float(o) - float(b):+.1f}" for o, b in pairs)
+    if isinstance(ours, str):  # "COCO / NUS-WIDE" pairs, or "—" where the paper has no number
+        pairs = list(zip(ours.split("/"), base.split("/")))
+        try:
+            return " / ".join(f"{float(o) - float(b):+.1f}" for o, b in pairs)
+        except ValueError:
+            return "not reported"
     return f"{ours - base:+.1f}"
 
 
