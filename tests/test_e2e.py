@@ -109,18 +109,18 @@ def workspace(tmp_path_factory) -> Workspace:
 def test_snakemake_builds_the_whole_dag_with_real_numbers(workspace):
     out = workspace.snakemake()
     metrics = json.loads((workspace.root / TARGET).read_text())
-    assert set(metrics) == {"student_wo", "teacher", "student_w"}, "the metrics file holds the three models only"
-    assert set(metrics["student_w"]) == {"mAP", "F1_C", "F1_O", "top3_F1_C", "top3_F1_O", "tuned_F1_C", "tuned_F1_O"}
+    assert set(metrics) == {"wo", "teacher", "w"}, "the metrics file holds the three models only"
+    assert set(metrics["w"]) == {"mAP", "F1_C", "F1_O", "top3_F1_C", "top3_F1_O", "tuned_F1_C", "tuned_F1_O"}
     evaluation = json.loads((workspace.root / "reports/coco_evaluation.json").read_text())
     assert evaluation["dataset"] == {"source": "builtin", "split": "test", "num_images": 12, "num_classes": 12}
-    student = metrics["student_wo"]
+    student = metrics["wo"]
     assert 0 < student["mAP"] <= 100 and 0 <= student["F1_O"] <= 100
     assert evaluation["student_wo"]["mAP"] == student["mAP"] and "P_C" in evaluation["student_wo"]
     assert (workspace.root / "reports/coco_per_class.md").read_text().startswith("### student_wo")
     assert (workspace.root / "reports/coco_pr.png").read_bytes()[:4] == b"\x89PNG"
     assert (workspace.root / "reports/student_wo/plots/metrics").is_dir()
     assert 0 < metrics["teacher"]["mAP"] <= 100, "the teacher is scored beside the student"
-    assert 0 < metrics["student_w"]["mAP"] <= 100, "and the distilled student beside both"
+    assert 0 < metrics["w"]["mAP"] <= 100, "and the distilled student beside both"
     assert evaluation["student_w"]["model"]["distillation"]["soft_loss"] == "class_aware_l2"
     for figure in ("figure3", "figure4"):
         assert (workspace.root / f"reports/{figure}.png").read_bytes()[:4] == b"\x89PNG"
@@ -177,7 +177,7 @@ def test_a_student_param_reruns_only_the_students_and_what_reads_them(workspace)
 
 def test_metrics_diff_compares_runs(workspace):
     out = workspace.run("dvc", "metrics", "show", "--json")
-    assert all(name in out for name in ("student_wo", "teacher", "student_w", "mAP"))
+    assert all(f'"{name}"' in out for name in ("wo", "teacher", "w", "mAP"))
     assert "annotations" not in out and "num_images" not in out, "paths and counts are reports, not metrics"
 
 
@@ -190,10 +190,11 @@ def test_a_paper_table_reuses_the_dag_and_trains_other_seeds_once(workspace):
     # With params.yaml's own settings every row is an output of the DAG: read, not trained again.
     results = json.loads((workspace.root / "reports/tables/table3.json").read_text())
     assert all("dag" in run for runs in results.values() for run in runs)
-    assert results["ours"][0]["mAP"] == json.loads((workspace.root / TARGET).read_text())["student_w"]["mAP"]
+    assert results["ours"][0]["mAP"] == json.loads((workspace.root / TARGET).read_text())["w"]["mAP"]
     assert not (workspace.root / "experiments").exists()
     # Another seed trains both students once, under experiments/; a rerun only reads them.
     workspace.run("wsdkd", "table", "table3", "--seeds", "1", "--cores", "2")
     assert len(list((workspace.root / "experiments/rows").glob("*/metrics.json"))) == 2
     again = workspace.run("wsdkd", "table", "table3", "--seeds", "1", "--cores", "2")
     assert "reusing" in again and "epoch 1/1" not in again
+
