@@ -198,3 +198,41 @@ def test_a_paper_table_reuses_the_dag_and_trains_other_seeds_once(workspace):
     again = workspace.run("wsdkd", "table", "table3", "--seeds", "1", "--cores", "2")
     assert "reusing" in again and "epoch 1/1" not in again
 
+
+SCREEN = 200  # characters: the width `dvc exp show --only-changed` is measured at (README, "Comparing runs")
+EXP_SHOW_DROP = ".*(top3|tuned|/).*|Created"  # the README's narrower view: mAP, F1-C and F1-O of each student
+
+
+def exp_show_width(workspace: Workspace, *args: str) -> tuple[int, str]:
+    """``dvc exp show --only-changed`` without a terminal, COLUMNS fixed at :data:`SCREEN`: its widest line."""
+    result = subprocess.run(["dvc", "exp", "show", "--only-changed", *args], cwd=workspace.root,
+                            env={**workspace.env, "COLUMNS": str(SCREEN)}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return max(len(line) for line in result.stdout.splitlines()), result.stdout
+
+
+def test_a_one_param_experiment_shows_each_changed_number(workspace):
+    workspace.snakemake()  # the run the tests above built, committed as a user commits theirs
+    workspace.run("git", "add", "-A")
+    workspace.run("git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "run")
+    before = json.loads((workspace.root / TARGET).read_text())
+    workspace.run("dvc", "exp", "run", "-S", "student.epochs=2")
+    after = json.loads((workspace.root / TARGET).read_text())
+    changed = [f"{model}.{key}" for model in after for key in after[model] if after[model][key] != before[model][key]]
+    assert {"wo.mAP", "w.mAP"} <= set(changed) and not any(name.startswith("teacher.") for name in changed)
+    # Without a pager DVC squeezes the table into the terminal (collapsed columns print as "…"): each student's
+    # mAP stays in sight.
+    width, table = exp_show_width(workspace, "--no-pager")
+    header = table.splitlines()[1].split()
+    assert width <= SCREEN and {"wo.mAP", "w.mAP"} <= set(header), table
+    # The whole table (what the pager scrolls through): every changed number and the param; the changed model
+    # folders' and curves' hashes make it wider than a screen (README: 411 characters on this run; a longer
+    # experiment name or a date for a time adds a few).
+    width, table = exp_show_width(workspace)
+    header = table.splitlines()[1].split()
+    assert set(changed) | {"student.epochs"} <= set(header) and width <= 450, table
+    # The README's narrower view fits, nothing collapsed.
+    width, table = exp_show_width(workspace, "--no-pager", "--drop", EXP_SHOW_DROP)
+    header = table.splitlines()[1].split()
+    assert width <= SCREEN and "…" not in header, table
+    assert {"wo.mAP", "wo.F1_C", "wo.F1_O", "w.mAP", "w.F1_C", "w.F1_O", "student.epochs"} <= set(header), table
