@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from wsdkd.evaluate.compared import model_metrics, proposal_metrics, teacher_metrics
+from wsdkd.evaluate.compared import metrics_name, model_metrics, proposal_metrics, teacher_metrics
 from wsdkd.pipeline.dag import read_stages
 
 from .conftest import PROJECT
@@ -17,6 +17,10 @@ HEADLINE = {"mAP": 61.2, "mAP_noninterp": 60.1, "F1_C": 55.0, "F1_O": 60.5, "P_C
 def test_a_model_keeps_map_f1_top_k_and_tuned_f1():
     assert model_metrics(HEADLINE, top_k=3) == {"mAP": 61.2, "F1_C": 55.0, "F1_O": 60.5, "top3_F1_C": 54.0,
                                                 "top3_F1_O": 59.0, "tuned_F1_C": 58.0, "tuned_F1_O": 63.0}
+
+
+def test_the_students_go_by_short_names_in_the_metrics_file():
+    assert [metrics_name(m) for m in ("student_wo", "teacher", "student_w", "mine")] == ["wo", "teacher", "w", "mine"]
 
 
 def test_other_top_k_and_no_val_split():

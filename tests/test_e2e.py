@@ -109,18 +109,18 @@ def workspace(tmp_path_factory) -> Workspace:
 def test_snakemake_builds_the_whole_dag_with_real_numbers(workspace):
     out = workspace.snakemake()
     metrics = json.loads((workspace.root / TARGET).read_text())
-    assert set(metrics) == {"student_wo", "teacher", "student_w"}, "the metrics file holds the three models only"
-    assert set(metrics["student_w"]) == {"mAP", "F1_C", "F1_O", "top3_F1_C", "top3_F1_O", "tuned_F1_C", "tuned_F1_O"}
+    assert set(metrics) == {"wo", "teacher", "w"}, "the metrics file holds the three models only"
+    assert set(metrics["w"]) == {"mAP", "F1_C", "F1_O", "top3_F1_C", "top3_F1_O", "tuned_F1_C", "tuned_F1_O"}
     evaluation = json.loads((workspace.root / "reports/coco_evaluation.json").read_text())
     assert evaluation["dataset"] == {"source": "builtin", "split": "test", "num_images": 12, "num_classes": 12}
-    student = metrics["student_wo"]
+    student = metrics["wo"]
     assert 0 < student["mAP"] <= 100 and 0 <= student["F1_O"] <= 100
     assert evaluation["student_wo"]["mAP"] == student["mAP"] and "P_C" in evaluation["student_wo"]
     assert (workspace.root / "reports/coco_per_class.md").read_text().startswith("### student_wo")
     assert (workspace.root / "reports/coco_pr.png").read_bytes()[:4] == b"\x89PNG"
     assert (workspace.root / "reports/student_wo/plots/metrics").is_dir()
     assert 0 < metrics["teacher"]["mAP"] <= 100, "the teacher is scored beside the student"
-    assert 0 < metrics["student_w"]["mAP"] <= 100, "and the distilled student beside both"
+    assert 0 < metrics["w"]["mAP"] <= 100, "and the distilled student beside both"
     assert evaluation["student_w"]["model"]["distillation"]["soft_loss"] == "class_aware_l2"
     for figure in ("figure3", "figure4"):
         assert (workspace.root / f"reports/{figure}.png").read_bytes()[:4] == b"\x89PNG"
@@ -177,7 +177,7 @@ def test_a_student_param_reruns_only_the_students_and_what_reads_them(workspace)
 
 def test_metrics_diff_compares_runs(workspace):
     out = workspace.run("dvc", "metrics", "show", "--json")
-    assert all(name in out for name in ("student_wo", "teacher", "student_w", "mAP"))
+    assert all(f'"{name}"' in out for name in ("wo", "teacher", "w", "mAP"))
     assert "annotations" not in out and "num_images" not in out, "paths and counts are reports, not metrics"
 
 
@@ -190,10 +190,49 @@ def test_a_paper_table_reuses_the_dag_and_trains_other_seeds_once(workspace):
     # With params.yaml's own settings every row is an output of the DAG: read, not trained again.
     results = json.loads((workspace.root / "reports/tables/table3.json").read_text())
     assert all("dag" in run for runs in results.values() for run in runs)
-    assert results["ours"][0]["mAP"] == json.loads((workspace.root / TARGET).read_text())["student_w"]["mAP"]
+    assert results["ours"][0]["mAP"] == json.loads((workspace.root / TARGET).read_text())["w"]["mAP"]
     assert not (workspace.root / "experiments").exists()
     # Another seed trains both students once, under experiments/; a rerun only reads them.
     workspace.run("wsdkd", "table", "table3", "--seeds", "1", "--cores", "2")
     assert len(list((workspace.root / "experiments/rows").glob("*/metrics.json"))) == 2
     again = workspace.run("wsdkd", "table", "table3", "--seeds", "1", "--cores", "2")
     assert "reusing" in again and "epoch 1/1" not in again
+
+
+SCREEN = 200  # characters: the width `dvc exp show --only-changed` is measured at (README, "Comparing runs")
+EXP_SHOW_DROP = ".*(top3|tuned|/).*|Created"  # the README's narrower view: mAP, F1-C and F1-O of each student
+
+
+def exp_show_width(workspace: Workspace, *args: str) -> tuple[int, str]:
+    """``dvc exp show --only-changed`` without a terminal, COLUMNS fixed at :data:`SCREEN`: its widest line."""
+    result = subprocess.run(["dvc", "exp", "show", "--only-changed", *args], cwd=workspace.root,
+                            env={**workspace.env, "COLUMNS": str(SCREEN)}, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return max(len(line) for line in result.stdout.splitlines()), result.stdout
+
+
+def test_a_one_param_experiment_shows_each_changed_number(workspace):
+    workspace.snakemake()  # the run the tests above built, committed as a user commits theirs
+    workspace.run("git", "add", "-A")
+    workspace.run("git", "-c", "user.name=ci", "-c", "user.email=ci@localhost", "commit", "-qm", "run")
+    before = json.loads((workspace.root / TARGET).read_text())
+    workspace.run("dvc", "exp", "run", "-S", "student.epochs=2")
+    after = json.loads((workspace.root / TARGET).read_text())
+    changed = [f"{model}.{key}" for model in after for key in after[model] if after[model][key] != before[model][key]]
+    assert {"wo.mAP", "w.mAP"} <= set(changed) and not any(name.startswith("teacher.") for name in changed)
+    # Without a pager DVC squeezes the table into the terminal (collapsed columns print as "…"): each student's
+    # mAP stays in sight.
+    width, table = exp_show_width(workspace, "--no-pager")
+    header = table.splitlines()[1].split()
+    assert width <= SCREEN and {"wo.mAP", "w.mAP"} <= set(header), table
+    # The whole table (what the pager scrolls through): every changed number and the param; the changed model
+    # folders' and curves' hashes make it wider than a screen (README: 411 characters on this run; a longer
+    # experiment name or a date for a time adds a few).
+    width, table = exp_show_width(workspace)
+    header = table.splitlines()[1].split()
+    assert set(changed) | {"student.epochs"} <= set(header) and width <= 450, table
+    # The README's narrower view fits, nothing collapsed.
+    width, table = exp_show_width(workspace, "--no-pager", "--drop", EXP_SHOW_DROP)
+    header = table.splitlines()[1].split()
+    assert width <= SCREEN and "…" not in header, table
+    assert {"wo.mAP", "wo.F1_C", "wo.F1_O", "w.mAP", "w.F1_C", "w.F1_O", "student.epochs"} <= set(header), table

@@ -44,7 +44,7 @@ def test_every_stage_runs_at_the_paper_settings(run):
     evaluation = json.loads((root / "reports/coco_evaluation.json").read_text())
     assert evaluation["dataset"] == {"source": "coco2014", "split": "test", "num_images": 3, "num_classes": 80}
     metrics = json.loads((root / "reports/coco_metrics.json").read_text())
-    assert all(0 <= metrics[m]["mAP"] <= 100 for m in ("student_wo", "teacher", "student_w"))
+    assert all(0 <= metrics[m]["mAP"] <= 100 for m in ("wo", "teacher", "w"))
     for figure in ("figure3", "figure4"):
         assert (root / f"reports/{figure}.png").read_bytes()[:4] == b"\x89PNG"
 

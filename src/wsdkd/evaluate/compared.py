@@ -4,6 +4,12 @@
 per-class details there bury the few that matter. Each function picks those few from a stage's full report (which
 stays a plain JSON output beside it): per model mAP, F1-C, F1-O, top-k F1 and tuned F1 (METHOD.md §7); the
 teacher's CorLoc and box AP; proposal recall at IoU 0.5 and 0.7.
+
+``dvc exp show`` makes a column of every key path and a student experiment changes the seven numbers of both
+students, so the metrics file names the students by the short half of their names: ``wo`` and ``w`` (the plain
+and the distilled student, models/student_wo and models/student_w, the paper's S-Cls w/o and w/ distillation),
+each of those 14 columns 8 characters narrower (``wo.mAP``, not ``student_wo.mAP``). The other reports keep the
+full names.
 """
 
 from __future__ import annotations
@@ -12,6 +18,12 @@ from __future__ import annotations
 MODEL_KEYS = ("mAP", "F1_C", "F1_O", "top{k}_F1_C", "top{k}_F1_O", "tuned_F1_C", "tuned_F1_O")
 TEACHER_KEYS = ("corloc", "box_ap")  # of teacher_eval.detection_report, per split
 PROPOSAL_KEYS = ("recall@0.5", "recall@0.7")  # of proposals.recall.recall_report's "overall"
+METRICS_NAMES = {"student_wo": "wo", "student_w": "w"}  # a model's key in the metrics file; others keep their name
+
+
+def metrics_name(model: str) -> str:
+    """The key of model ``model`` (a name of the evaluate stage's --model) in ``<dataset>_metrics.json``."""
+    return METRICS_NAMES.get(model, model)
 
 
 def model_metrics(headline: dict, top_k: int) -> dict:

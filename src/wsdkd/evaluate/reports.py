@@ -1,8 +1,9 @@
 """The evaluation stage: score each model's predictions and write the files people read.
 
-``<prefix>_metrics.json`` (DVC metrics: per model only the numbers compared across runs, see compared.py),
-``<prefix>_evaluation.json`` (everything: the dataset measured, each model's description and every headline
-number), ``<prefix>_per_class.md``, ``<prefix>_pr.png`` and ``<prefix>_plots/`` (the curves as data, plot_data.py).
+``<prefix>_metrics.json`` (DVC metrics: per model only the numbers compared across runs, the students under the
+short names of compared.py, wo and w), ``<prefix>_evaluation.json`` (everything: the dataset measured, each model's
+description and every headline number), ``<prefix>_per_class.md``, ``<prefix>_pr.png`` and ``<prefix>_plots/``
+(the curves as data, plot_data.py).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import logging
 from pathlib import Path
 
 from ..pipeline.atomic import write_text_atomic
-from .compared import model_metrics
+from .compared import metrics_name, model_metrics
 from .metrics import threshold_grid
 from .plot_data import write_plot_data
 from .predictions import read_predictions
@@ -54,7 +55,7 @@ def evaluate_models(models: dict[str, Path], cfg: dict, dataset_dir: Path, prefi
         description = folder / DESCRIPTION_FILE
         model = json.loads(description.read_text()) if description.is_file() else {}
         report[name] = {"model": model, **headline}
-        compared[name] = model_metrics(headline, cfg["top_k"])
+        compared[metrics_name(name)] = model_metrics(headline, cfg["top_k"])
         sections.append(per_class_markdown(table, f"{name}: per-class results on the {dataset['source']} test split (%)"))
         curves[name] = test
         log.info("%s: mAP %.2f, F1-C %.2f, F1-O %.2f", name, headline["mAP"], headline["F1_C"], headline["F1_O"])
