@@ -171,3 +171,21 @@ def test_a_rows_tail_is_read_from_its_training_curve(tmp_path):
                                                       "val_tail_flat": False}
     assert tables._tail({"live": str(tmp_path / "none")}, cfg) == {}  # the teacher, or curves not kept
     assert tables._tail({"live": str(_live(tmp_path / "one", [30.0]))}, cfg) == {}  # one epoch: nothing to judge
+
+
+def test_the_tables_files_settings_give_every_row_one_schedule(default_params, tmp_path):
+    base = tables.comparison_params(default_params, TABLES_FILE)
+    assert (base["student"]["epochs"], base["student"]["lr"], base["distill"]["features"]["epochs"]) == \
+        (18, 3.333e-3, 6)
+    assert default_params["student"]["epochs"] == 12  # params.yaml's own run is untouched
+    rows, known = tables.load_tables(TABLES_FILE)
+    for row, _, params in tables.planned_runs(known["table1"], rows, base, TABLES_FILE):
+        if row.model != "teacher":
+            assert params["student"]["epochs"] == 18 and params["distill"]["features"]["epochs"] == 6
+    bare = tmp_path / "tables.yaml"
+    bare.write_text("rows: {}\ntables: {}\n")
+    assert tables.comparison_params(default_params, bare) is default_params
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("settings: {teacher.epochs: 3}\nrows: {}\ntables: {}\n")
+    with pytest.raises(UserError, match="bad.yaml settings: override teacher.epochs"):
+        tables.comparison_params(default_params, bad)

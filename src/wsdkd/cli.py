@@ -229,8 +229,9 @@ def _table(args: argparse.Namespace) -> int:
 
 
 def _with_settings(params: dict, args: argparse.Namespace) -> dict:
-    """params.yaml with --set applied to every row."""
-    return tables.apply_overrides(params, dict(args.set), "--set") if args.set else params
+    """params.yaml with the tables file's shared settings, then --set, applied to every row."""
+    base = tables.comparison_params(params, args.tables)
+    return tables.apply_overrides(base, dict(args.set), "--set") if args.set else base
 
 
 def _convergence(args: argparse.Namespace) -> int:

@@ -23,7 +23,6 @@ from . import tables
 log = logging.getLogger(__name__)
 
 PLAIN, FEATURES, DISTILLED = "plain", "features", "distilled"
-_PRIORITY = {FEATURES: 0, DISTILLED: 1, PLAIN: 2}  # sorted() is stable: planned order within a kind
 
 
 @dataclass(frozen=True)
@@ -100,9 +99,9 @@ def train_rows(runs: list[tuple[tables.Row, int | None, dict]], dag_params: dict
                              initargs=(threads,)) as pool:
         while waiting or running:
             ready = [t for t in waiting if t.after is None or t.after in done]
-            # One task per free process, so a stage 2 freed by its stage 1 does not queue behind plain rows;
-            # stage 1 first: it frees the most work.
-            for task in sorted(ready, key=lambda t: _PRIORITY[t.kind])[:jobs - len(running)]:
+            # One task per free process, in planned order, so a stage 2 freed by its stage 1 goes before the
+            # later rows' tasks and the first tables finish first.
+            for task in ready[:jobs - len(running)]:
                 waiting.remove(task)
                 log.info("start %s (%s)", task.label, task.kind)
                 running[pool.submit(_run_task, task, ws, data, upstream)] = task

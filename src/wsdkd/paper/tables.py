@@ -118,6 +118,12 @@ def file_seeds(path: Path) -> list[int] | None:
     return yaml.safe_load(path.read_text()).get("seeds")
 
 
+def comparison_params(params: dict, path: Path) -> dict:
+    """``params`` with the ``settings:`` of ``path`` applied: the schedule every row of every table trains on."""
+    settings = yaml.safe_load(path.read_text()).get("settings") or {}
+    return apply_overrides(params, settings, f"{path} settings") if settings else params
+
+
 def apply_overrides(params: dict, overrides: dict[str, Any], source: str) -> dict:
     """A validated copy of ``params`` with each dotted ``section.key`` of ``overrides`` set."""
     out = copy.deepcopy(params)
