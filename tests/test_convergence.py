@@ -85,22 +85,26 @@ def test_the_command_trains_both_rows_short_and_longer_over_the_tables_seeds(tmp
     from wsdkd import cli
     from wsdkd.paper import tables
 
+    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
+    base = tables.comparison_params(params, PROJECT / "workflow" / "tables.yaml")  # the tables' own schedule
     trained = []
 
     def fake_run_table(runs, dag_params, ws):
         out = {}
         for row, seed, p in runs:
-            trained.append((row.name, seed, p["student"]["epochs"], p["distill"]["features"]["epochs"]))
+            epochs = (p["student"]["epochs"], p["distill"]["features"]["epochs"])
+            trained.append((row.name, seed, *epochs))
             # The longer run adds 0.4 mAP to the plain student and 2.0 to ours.
-            extra = (0.4 if row.name == "baseline" else 2.0) * (p["student"]["epochs"] > dag_params["student"]["epochs"])
-            out.setdefault(row.name, []).append({"seed": seed, "mAP": 40.0 + seed + extra})
+            extra = (0.4 if row.name == "baseline" else 2.0) * (p["student"]["epochs"] > base["student"]["epochs"])
+            live = _live(tmp_path / "live" / f"{row.name}-{seed}-{epochs[0]}", [30.0 + extra, 35.0, 36.0 + extra])
+            out.setdefault(row.name, []).append({"seed": seed, "mAP": 40.0 + seed + extra, "live": str(live)})
         return out
 
     monkeypatch.setattr(tables, "run_table", fake_run_table)
     assert cli.main(["convergence", "--params", str(PROJECT / "params.yaml"), "--tables",
                      str(PROJECT / "workflow" / "tables.yaml"), "--no-upstream", "--out", str(tmp_path)]) == 0
-    params = yaml.safe_load((PROJECT / "params.yaml").read_text())
-    short = (params["student"]["epochs"], params["distill"]["features"]["epochs"])
+    short = (base["student"]["epochs"], base["distill"]["features"]["epochs"])
+    assert short != (params["student"]["epochs"], params["distill"]["features"]["epochs"])
     longer = tuple(math.ceil(params["convergence"]["longer"] * e) for e in short)
     assert sorted(trained) == sorted((name, seed, *e) for name in ("baseline", "ours") for seed in (0, 1, 2)
                                      for e in (short, longer))
@@ -108,3 +112,4 @@ def test_the_command_trains_both_rows_short_and_longer_over_the_tables_seeds(tmp
     assert report["baseline"]["gain"] == pytest.approx(0.4) and report["baseline"]["converged"] is True
     assert report["ours"]["gain"] == pytest.approx(2.0) and report["ours"]["converged"] is False
     assert "| no |" in (tmp_path / "convergence.md").read_text()
+    assert (tmp_path / "convergence.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"  # every run's curve

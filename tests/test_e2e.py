@@ -6,6 +6,7 @@ student param reruns only the students and what reads them, under both tools, an
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import re
@@ -94,6 +95,11 @@ def scratch_workspace(root: Path, source: Path = PROJECT) -> Workspace:
         shutil.copy2(source / name, root / name)
     params = tiny_params(yaml.safe_load((root / "params.yaml").read_text()))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
+    # The tables' shared schedule becomes the tiny one, params.yaml's: so the DAG's students are its seed-0 rows.
+    tables_file = root / "workflow" / "tables.yaml"
+    spec = yaml.safe_load(tables_file.read_text())
+    spec["settings"] = {key: functools.reduce(dict.get, key.split("."), params) for key in spec.get("settings", {})}
+    tables_file.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
     ws = Workspace(root)
     ws.run("git", "init", "-q")
     ws.run("git", "add", "-A")

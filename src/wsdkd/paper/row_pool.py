@@ -87,8 +87,10 @@ def train_rows(runs: list[tuple[tables.Row, int | None, dict]], dag_params: dict
     """Train every task ``runs`` need in ``jobs`` processes (cores shared evenly); the number of tasks run.
 
     With ``jobs`` 1 nothing happens here: ``tables.run_table`` trains the rows one after another itself."""
+    if jobs <= 1:
+        return 0
     tasks = plan_tasks(runs, dag_params, ws)
-    if jobs <= 1 or not tasks:
+    if not tasks:
         return 0
     data, upstream = tables.upstream_identity(ws, dag_params)
     threads = max(1, usable_cores() // jobs)
