@@ -61,6 +61,15 @@ class Workspace:
     def dvc_stages_run(self, out: str) -> set[str]:
         return set(re.findall(r"Running stage '([^']+)'", out))
 
+    def match_tables_schedule(self) -> None:
+        """Make the tables' shared schedule (tables.yaml ``settings:``) params.yaml's, as it is now: so the DAG's
+        students are the tables' seed-0 rows."""
+        params = yaml.safe_load((self.root / "params.yaml").read_text())
+        path = self.root / "workflow" / "tables.yaml"
+        spec = yaml.safe_load(path.read_text())
+        spec["settings"] = {key: functools.reduce(dict.get, key.split("."), params) for key in spec.get("settings", {})}
+        path.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
+
     def set_param(self, section: str, key: str, value) -> None:
         path = self.root / "params.yaml"
         params = yaml.safe_load(path.read_text())
@@ -95,11 +104,6 @@ def scratch_workspace(root: Path, source: Path = PROJECT) -> Workspace:
         shutil.copy2(source / name, root / name)
     params = tiny_params(yaml.safe_load((root / "params.yaml").read_text()))
     (root / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
-    # The tables' shared schedule becomes the tiny one, params.yaml's: so the DAG's students are its seed-0 rows.
-    tables_file = root / "workflow" / "tables.yaml"
-    spec = yaml.safe_load(tables_file.read_text())
-    spec["settings"] = {key: functools.reduce(dict.get, key.split("."), params) for key in spec.get("settings", {})}
-    tables_file.write_text(yaml.safe_dump(spec, sort_keys=False, allow_unicode=True))
     ws = Workspace(root)
     ws.run("git", "init", "-q")
     ws.run("git", "add", "-A")
@@ -188,6 +192,7 @@ def test_metrics_diff_compares_runs(workspace):
 
 
 def test_a_paper_table_reuses_the_dag_and_trains_other_seeds_once(workspace):
+    workspace.match_tables_schedule()
     out = workspace.run("wsdkd", "table", "table3", "--seeds", "0", "--cores", "2")  # default: seeds 0, 1, 2
     table = (workspace.root / "reports/tables/table3.md").read_text()
     assert table.strip() in out  # printed as written
