@@ -37,7 +37,11 @@ class Task:
 def plan_tasks(runs: list[tuple[tables.Row, int | None, dict]], dag_params: dict,
                ws: tables.Workspace) -> list[Task]:
     """The trainings ``runs`` still need, each once, in the order they were asked for; DAG rows need none."""
-    data, upstream = tables.upstream_identity(ws, dag_params)
+    return _plan(runs, dag_params, ws, *tables.upstream_identity(ws, dag_params))
+
+
+def _plan(runs: list[tuple[tables.Row, int | None, dict]], dag_params: dict, ws: tables.Workspace, data: str,
+          upstream: str) -> list[Task]:
     planned: dict[str, Task] = {}
     for row, seed, params in runs:
         if tables.reuses_dag(row, params, dag_params):
@@ -89,10 +93,10 @@ def train_rows(runs: list[tuple[tables.Row, int | None, dict]], dag_params: dict
     With ``jobs`` 1 nothing happens here: ``tables.run_table`` trains the rows one after another itself."""
     if jobs <= 1:
         return 0
-    tasks = plan_tasks(runs, dag_params, ws)
+    data, upstream = tables.upstream_identity(ws, dag_params)  # digests the teacher's files: once
+    tasks = _plan(runs, dag_params, ws, data, upstream)
     if not tasks:
         return 0
-    data, upstream = tables.upstream_identity(ws, dag_params)
     threads = max(1, usable_cores() // jobs)
     log.info("%d trainings in %d processes of %d thread(s) each", len(tasks), jobs, threads)
     waiting, done = list(tasks), set()

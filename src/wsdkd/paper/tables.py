@@ -167,10 +167,9 @@ def _headline(folder: Path, cfg: dict) -> dict:
 
 
 def _finished(row_dir: Path) -> dict | None:
-    metrics_path = row_dir / METRICS_FILE
-    if metrics_path.is_file():
+    if is_finished(row_dir):
         log.info("reusing %s", row_dir)
-        return json.loads(metrics_path.read_text())
+        return json.loads((row_dir / METRICS_FILE).read_text())
     return None
 
 
@@ -408,7 +407,7 @@ def table_markdown(table: Table, rows: dict[str, Row], results: dict[str, list[d
 def _paper_gain(table: Table) -> str:
     ours, base = table.rows["ours"][0], table.rows["baseline"][0]
     if isinstance(ours, str):  # "COCO / NUS-WIDE" pairs, or "—" where the paper has no number
-        pairs = list(zip(ours.split("/"), base.split("/")))
+        pairs = zip(ours.split("/"), base.split("/"))
         try:
             return " / ".join(f"{float(o) - float(b):+.1f}" for o, b in pairs)
         except ValueError:
