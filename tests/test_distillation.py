@@ -9,7 +9,7 @@ import torch
 from torch.autograd import gradcheck
 
 from wsdkd.distill.diagnostics import positive_readings, soft_gradient_opposes_bce, temperature_summary
-from wsdkd.distill.losses import (ChannelAdapter, attention_transfer_loss, class_aware_l2, class_aware_sigmoid_ce,
+from wsdkd.distill.losses import (ChannelAdapter, attention_map, attention_transfer_loss, class_aware_l2, class_aware_sigmoid_ce,
                                   class_aware_soft_loss, fitnets_hint_loss, hinton_kd_loss, multi_layer_roi_distill_loss,
                                   roi_distill_loss, softened_student_predictions, softened_teacher_predictions)
 from wsdkd.distill.temperatures import Temperatures
@@ -311,17 +311,19 @@ def test_fitnets_gradcheck_through_the_regressor():
 def test_attention_transfer_hand_value_scale_invariance_and_sum():
     # student [1, 0] -> Q [1, 0] -> [1, 0]; teacher [0, 3] -> Q [0, 9] -> [0, 1]; ||[1, -1]||^2 / (2 * 1) = 1
     student, teacher = torch.tensor([[[[1.0, 0.0]]]]), torch.tensor([[[[0.0, 3.0]]]])
-    assert attention_transfer_loss([student], [teacher]).item() == pytest.approx(1.0)
-    assert attention_transfer_loss([student, student], [teacher, teacher]).item() == pytest.approx(2.0)
+    q_t = attention_map(teacher)
+    assert q_t.tolist() == [[[0.0, 9.0]]]
+    assert attention_transfer_loss([student], [q_t]).item() == pytest.approx(1.0)
+    assert attention_transfer_loss([student, student], [q_t, q_t]).item() == pytest.approx(2.0)
     s, t = torch.randn(2, 3, 4, 4), torch.randn(2, 5, 8, 8)  # other channel counts and sizes
-    base = attention_transfer_loss([s], [t]).item()
-    assert attention_transfer_loss([7.0 * s], [0.1 * t]).item() == pytest.approx(base, rel=1e-5)
+    base = attention_transfer_loss([s], [attention_map(t)]).item()
+    assert attention_transfer_loss([7.0 * s], [attention_map(0.1 * t)]).item() == pytest.approx(base, rel=1e-5)
     with pytest.raises(ValueError):
-        attention_transfer_loss([s], [t, t])
+        attention_transfer_loss([s], [attention_map(t)] * 2)
 
 
 def test_attention_transfer_gradcheck():
-    teachers = [_f64(2, 3, 4, 4), _f64(2, 5, 2, 2, seed=1)]
+    teachers = [attention_map(_f64(2, 3, 4, 4)), attention_map(_f64(2, 5, 2, 2, seed=1))]
     assert gradcheck(lambda a, b: attention_transfer_loss([a, b], teachers),
                      (_f64(2, 2, 2, 2, seed=2).requires_grad_(), _f64(2, 2, 2, 2, seed=3).requires_grad_()))
 

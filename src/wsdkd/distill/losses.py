@@ -180,22 +180,23 @@ def attention_map(feat: torch.Tensor, p: float = 2.0) -> torch.Tensor:
     return feat.abs().pow(p).mean(dim=1)
 
 
-def attention_transfer_loss(student_feats: Sequence[torch.Tensor], teacher_feats: Sequence[torch.Tensor],
+def attention_transfer_loss(student_feats: Sequence[torch.Tensor], teacher_attention: Sequence[torch.Tensor],
                             p: float = 2.0) -> torch.Tensor:
     """Attention transfer: sum over layer pairs j of 1/(2N) sum_n || Q^S_j / ||Q^S_j|| - Q^T_j / ||Q^T_j|| ||^2.
 
     Q is the vectorised ``attention_map``; normalising it makes the loss blind to the maps' scale and to the
     channel counts, so no adapter is needed. The distance is squared (as in the authors' released code, whose
     mean over positions differs only by a constant factor folded into the weight) so it is smooth at zero. The
-    paper uses conv3_3, conv4_3 and conv5_3. A teacher's attention map of another size is resized to the
-    student's.
+    paper uses conv3_3, conv4_3 and conv5_3. The student's side is its feature maps (N, C, h, w); the teacher's
+    is already its attention maps Q^T (N, H, W) (``attention_map`` with the same p: the frozen teacher's are
+    computed once and kept, ``teacher_maps.py``), resized to the student's when they differ.
     """
-    if len(student_feats) != len(teacher_feats):
-        raise ValueError(f"{len(student_feats)} student layers but {len(teacher_feats)} teacher layers")
+    if len(student_feats) != len(teacher_attention):
+        raise ValueError(f"{len(student_feats)} student layers but {len(teacher_attention)} teacher layers")
     total = torch.zeros(())
-    for s_feat, t_feat in zip(student_feats, teacher_feats):
+    for s_feat, q_t in zip(student_feats, teacher_attention):
         q_s = attention_map(s_feat, p)
-        q_t = _resize_to(attention_map(t_feat, p)[:, None], q_s.shape[-2:])[:, 0]
+        q_t = _resize_to(q_t[:, None], q_s.shape[-2:])[:, 0]
         diff = F.normalize(q_s.flatten(1), dim=1) - F.normalize(q_t.flatten(1), dim=1)
         total = total + diff.pow(2).sum() / (2 * diff.shape[0])
     return total

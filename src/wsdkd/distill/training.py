@@ -48,11 +48,12 @@ from ..teacher.inputs import resize_and_flip
 from ..teacher.targets import TeacherTargets
 from ..teacher.wsddn import FEATURE_STRIDE, ROI_SIZE, TEACHER_FILE, TWDet, load_teacher, prior_scaled, roi_features
 from .diagnostics import positive_readings, temperature_summary
-from .losses import (ChannelAdapter, attention_transfer_loss, class_aware_soft_loss, fitnets_hint_loss,
-                     hinton_kd_loss, hinton_targets, roi_distill_loss, softened_student_predictions,
-                     softened_teacher_predictions)
+from .losses import (ChannelAdapter, attention_map, attention_transfer_loss, class_aware_soft_loss,
+                     fitnets_hint_loss, hinton_kd_loss, hinton_targets, roi_distill_loss,
+                     softened_student_predictions, softened_teacher_predictions)
 from .memory import feature_training
 from .separable_roi_align import separable_roi_align
+from .teacher_maps import TeacherMaps
 from .temperatures import PAPER_INIT, Temperatures
 
 log = logging.getLogger(__name__)
@@ -126,9 +127,10 @@ class FeatureStep:
     """The loop's step for stage 1: Eq. 3 on RoI features (``roi``) or FitNets' hint loss (``fitnets``)."""
 
     def __init__(self, parts: list[TargetPart], cfg: dict, teacher: TWDet, student_size: int,
-                 cached: bool, roi_align: str = "torchvision") -> None:
+                 cached: bool, roi_align: str = "torchvision", teacher_maps_gb: float = 0.0) -> None:
         self.parts, self.cfg, self.teacher, self.size, self.cached = parts, cfg, teacher, student_size, cached
-        self.teacher_taps = Taps(teacher.body, [cfg["hint_stride"]])
+        self.hints = (TeacherMaps(teacher, [cfg["hint_stride"]], teacher_maps_gb)
+                      if cfg["method"] == "fitnets" else None)
         self.roi_align = roi_align  # the student's RoIAlign on CPU (params' train.student_roi_align)
 
     def _student_pool(self, maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
@@ -140,20 +142,17 @@ class FeatureStep:
         part, indices = locate(self.parts, rows)
         flips = _flips(model, self.cfg["hflip"], len(indices))
         images = _flip(images, flips)
-        if self.cfg["method"] == "fitnets":
-            return {"loss": self._hint(model, part.targets, indices, images, flips)}
+        if self.hints is not None:
+            return {"loss": self._hint(model, part, indices, images, flips)}
         return {"loss": self._roi(model, part.targets, indices, images, flips)}
 
-    def _hint(self, model: FeatureStudent, targets: TeacherTargets, indices: np.ndarray, images: torch.Tensor,
+    def _hint(self, model: FeatureStudent, part: TargetPart, indices: np.ndarray, images: torch.Tensor,
               flips: torch.Tensor | None) -> torch.Tensor:
         student_taps = Taps(model.student.backbone.body16, [self.cfg["hint_stride"]])
         with student_taps.recording(images):
             model.student.backbone.body16(images)
-        with torch.no_grad():
-            teacher_images = targets.teacher_inputs(indices, flips, images.device)
-            with self.teacher_taps.recording(teacher_images):
-                self.teacher.body(teacher_images)
-        return fitnets_hint_loss(student_taps.maps[0].float(), self.teacher_taps.maps[0].float(), model.adapter)
+        hint, = self.hints(part.targets, part.offset, indices, flips, images.device)
+        return fitnets_hint_loss(student_taps.maps[0].float(), hint, model.adapter)
 
     def _roi(self, model: FeatureStudent, targets: TeacherTargets, indices: np.ndarray, images: torch.Tensor,
              flips: torch.Tensor | None) -> torch.Tensor:
@@ -221,10 +220,13 @@ class PredictionStep:
     the mean soft target, the mean softened student score and the share where the soft gradient opposes the BCE.
     """
 
-    def __init__(self, parts: list[TargetPart], cfg: dict, teacher: TWDet | None, hflip: bool) -> None:
-        self.parts, self.cfg, self.teacher, self.hflip = parts, cfg, teacher, hflip
+    def __init__(self, parts: list[TargetPart], cfg: dict, teacher: TWDet | None, hflip: bool,
+                 teacher_maps_gb: float = 0.0) -> None:
+        self.parts, self.cfg, self.hflip = parts, cfg, hflip
         self.strides = cfg["attention_strides"]
-        self.teacher_taps = Taps(teacher.body, self.strides) if teacher is not None else None
+        # Attention transfer reads only the teacher's attention maps (C times smaller than its maps): keep those.
+        self.attention = (TeacherMaps(teacher, self.strides, teacher_maps_gb, attention_map)
+                          if teacher is not None else None)
 
     def __call__(self, model: DistilledStudent, images: torch.Tensor, labels: torch.Tensor, rows: torch.Tensor) -> dict:
         cfg = self.cfg
@@ -232,7 +234,7 @@ class PredictionStep:
         flips = _flips(model, self.hflip, len(indices))
         images, device = _flip(images, flips), images.device
         student_taps = Taps(model.student.backbone.body16, self.strides)
-        if self.teacher_taps is not None:
+        if self.attention is not None:
             with student_taps.recording(images):
                 logits = model(images)
         else:
@@ -257,13 +259,9 @@ class PredictionStep:
         if kind != "none":
             loss = loss + cfg["lam"] * soft
             terms.update({**batch_mean("soft", soft, batch), **positive_readings(target, student_soft, labels)})
-        if self.teacher_taps is not None:
-            with torch.no_grad():
-                teacher_images = part.targets.teacher_inputs(indices, flips, device)
-                with self.teacher_taps.recording(teacher_images):
-                    self.teacher.body(teacher_images)
+        if self.attention is not None:
             attention = attention_transfer_loss([x.float() for x in student_taps.maps],
-                                                [x.float() for x in self.teacher_taps.maps])
+                                                self.attention(part.targets, part.offset, indices, flips, device))
             loss = loss + cfg["attention_weight"] * attention
             terms.update(batch_mean("attention", attention, batch))
         return {"loss": loss, "logits": logits, "terms": terms}
@@ -348,7 +346,8 @@ def train_features(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir: 
                  "from the cache" if cached else "computed online")
         model = FeatureStudent(student, feature_adapter(cfg["method"], cfg["layer"], student, teacher,
                                                         cfg["hint_stride"]))
-        step = FeatureStep(parts, cfg, teacher, student_cfg["input_size"], cached, hardware.student_roi_align)
+        step = FeatureStep(parts, cfg, teacher, student_cfg["input_size"], cached, hardware.student_roi_align,
+                           hardware.teacher_maps_gb)
         # Stage 1's own optimiser and schedule, the same for every stage-1 method (the plateau rule's factor and
         # patience are the student's).
         own = ("lr", "momentum", "weight_decay", "schedule", "warmup_epochs")
@@ -413,7 +412,8 @@ def train_distilled(student_cfg: dict, cfg: dict, manifest_dir: Path, cache_dir:
         key = resume.fingerprint(student_cfg, cfg, _image_ids(splits).tolist(), _cache_digest(parts[0].targets),
                                  resume.file_digest(init_dir / MODEL_FILE))
         resume_dir = resume.resume_dir(stage, key)
-        history = fit(model, PredictionStep(parts, cfg, teacher, student_cfg["hflip"]), datasets["train"],
+        history = fit(model, PredictionStep(parts, cfg, teacher, student_cfg["hflip"], hardware.teacher_maps_gb),
+                      datasets["train"],
                       datasets["val"],
                       loop_config(student_cfg, device, hardware,
                                   student_training(student_cfg, splits["train"].num_classes), stage, hflip=False),

@@ -48,13 +48,14 @@ class Hardware:
     eval_batch_size: int | None = None  # validation's batch; None: the training batch
     student_roi_align: str = "torchvision"  # stage 1's student RoIAlign on CPU: torchvision | matmul
     memory_cap_gb: float | None = None  # per device: batches split into micro-batches to fit (engine/memory.py)
+    teacher_maps_gb: float = 0.0  # FitNets' / attention transfer's teacher maps kept (distill/teacher_maps.py)
 
     @classmethod
     def from_params(cls, train: dict) -> Hardware:
         loader = train["loader"]
         return cls(train["channels_last"], loader["pin_memory"], loader["prefetch_factor"],
                    loader["persistent_workers"], train["eval_batch_size"], train["student_roi_align"],
-                   train["memory_cap_gb"])
+                   train["memory_cap_gb"], train["teacher_maps_gb"])
 
 
 @dataclass(frozen=True)
