@@ -78,3 +78,34 @@ def test_one_job_leaves_the_training_to_the_table(tiny_manifest, tiny_upstream, 
     ws = _workspace(tmp_path, tiny_manifest, tiny_upstream)
     assert row_pool.train_rows(_runs(params, ["baseline"], [1]), params, ws, jobs=1) == 0
     assert not ws.experiments.exists()
+
+
+def test_kept_records_let_a_fresh_experiments_folder_reuse_finished_rows(tiny_manifest, tiny_upstream,
+                                                                          default_params, tmp_path, monkeypatch):
+    import dataclasses
+
+    import wsdkd.distill.training as distill
+    import wsdkd.student.training as student
+
+    monkeypatch.setenv("WSDKD_CHECKPOINTS", str(tmp_path / "checkpoints"))
+    params = _tiny(default_params)
+    ws = dataclasses.replace(_workspace(tmp_path, tiny_manifest, tiny_upstream), records=tmp_path / "records")
+    runs = _runs(params, ["baseline", "class_aware"], [1])
+    trained = tables.run_table(runs, params, ws)
+    kept = sorted(p.name for p in (tmp_path / "records").iterdir())
+    assert len(kept) == 2  # one record per row key, written beside the row's own folder
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a row kept in the records was trained again")
+
+    monkeypatch.setattr(distill, "train_features", no_training)
+    monkeypatch.setattr(distill, "train_distilled", no_training)
+    monkeypatch.setattr(student, "train_student", no_training)
+    fresh = dataclasses.replace(ws, experiments=tmp_path / "fresh-clone-experiments")  # as in a fresh clone
+    assert row_pool.plan_tasks(runs, params, fresh) == []
+    reused = tables.run_table(runs, params, fresh)
+    for name in ("baseline", "class_aware"):
+        assert reused[name][0]["mAP"] == trained[name][0]["mAP"]
+        assert tables.val_curve(reused[name][0]) == tables.val_curve(trained[name][0])  # kept: no live folder
+        assert len(reused[name][0]["val_curve"]) == params["student"]["epochs"]
+    assert not fresh.experiments.exists()

@@ -201,7 +201,7 @@ def _workspace(args: argparse.Namespace, params: dict, runs: list) -> tables.Wor
     ws = tables.Workspace(Path("data/dataset"), Path("data/teacher_cache"), Path("models/teacher"),
                           {name: Path("models") / folder for name, folder in tables.DAG_FOLDERS.items()},
                           args.experiments, {name: Path("reports") / name for name in ("student_wo", "student_w")},
-                          Path("data/student_inputs"))
+                          Path("data/student_inputs"), Path("reports/tables/rows"))
     if not args.no_upstream:
         subprocess.run(["snakemake", "--cores", str(args.cores), *map(str, tables.dag_targets(runs, params, ws))],
                        check=True)
@@ -264,7 +264,7 @@ def _convergence(args: argparse.Namespace) -> int:
         for name in names:
             for run in results[name]:
                 label = f"{name}, seed {run['seed']}, {epochs[name][which]['student.epochs']} epochs"
-                curves[label] = convergence.read_curve(Path(run["live"]))
+                curves[label] = tables.val_curve(run)
     convergence.plot_curves(curves, convergence.tail_report(curves, cfg), args.out / "convergence.png")
     print(text)
     return EXIT_OK

@@ -49,11 +49,11 @@ def _plan(runs: list[tuple[tables.Row, int | None, dict]], dag_params: dict, ws:
         label = f"{row.name}, seed {seed}"
         if row.model == "student_wo":
             row_dir = tables.plain_row_dir(params, ws, data)
-            if not tables.is_finished(row_dir):
+            if tables.finished_record(ws, row_dir) is None:
                 planned.setdefault(row_dir.name, Task(row_dir.name, PLAIN, label, params))
             continue
         features_dir, row_dir = tables.distilled_row_dirs(params, ws, upstream)
-        if tables.is_finished(row_dir):
+        if tables.finished_record(ws, row_dir) is not None:
             continue
         after = None
         if not tables.has_features(features_dir):

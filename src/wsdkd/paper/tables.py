@@ -81,6 +81,13 @@ class Workspace:
     experiments: Path
     live: dict[str, Path] = field(default_factory=dict)  # the DAG's dvclive folder of each student model
     inputs: Path | None = None  # the DAG's student_inputs (decoded images); None: rows decode the JPEGs
+    # Every finished row's metrics file, also kept here (reports/tables/rows/<row key>.json, committed) so a
+    # fresh clone, or a later session, reuses a row whose key (its settings and upstream) is unchanged, as it
+    # reuses a row folder of experiments/. None: row folders only.
+    records: Path | None = None
+
+    def record_path(self, row_dir: Path) -> Path | None:
+        return self.records / f"{row_dir.name}.json" if self.records is not None else None
 
 
 def load_tables(path: Path) -> tuple[dict[str, Row], dict[str, Table]]:
@@ -166,17 +173,33 @@ def _headline(folder: Path, cfg: dict) -> dict:
     return evaluate_folder(folder, cfg)[0]
 
 
-def _finished(row_dir: Path) -> dict | None:
-    if is_finished(row_dir):
-        log.info("reusing %s", row_dir)
-        return json.loads((row_dir / METRICS_FILE).read_text())
+def finished_record(ws: Workspace, row_dir: Path) -> Path | None:
+    """The metrics file of a finished row: its folder's, else the one kept under ``ws.records``; None if neither."""
+    for path in (row_dir / METRICS_FILE, ws.record_path(row_dir)):
+        if path is not None and path.is_file():
+            return path
     return None
 
 
-def _record(row_dir: Path, params: dict, extra: dict) -> dict:
+def _finished(ws: Workspace, row_dir: Path) -> dict | None:
+    if (path := finished_record(ws, row_dir)) is not None:
+        log.info("reusing %s (%s)", row_dir.name, path)
+        return json.loads(path.read_text())
+    return None
+
+
+def _record(ws: Workspace, row_dir: Path, params: dict, extra: dict) -> dict:
+    """Write the row's metrics, with its validation curve and tail (a kept record has no row folder to read
+    them from), to its folder and to ``ws.records``."""
     metrics = {"params": {k: params[k] for k in ("student", "distill")}, "live": str(row_dir / "live"), **extra,
                **_headline(row_dir / "student", params["evaluate"])}
-    write_text_atomic(row_dir / METRICS_FILE, json.dumps(metrics, indent=2) + "\n")
+    metrics.update(_tail(metrics, params["convergence"]))
+    metrics["val_curve"] = convergence.read_curve(row_dir / "live")
+    text = json.dumps(metrics, indent=2) + "\n"
+    write_text_atomic(row_dir / METRICS_FILE, text)
+    if (kept := ws.record_path(row_dir)) is not None:
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(kept, text)
     return metrics
 
 
@@ -209,10 +232,6 @@ def distilled_row_dirs(params: dict, ws: Workspace, upstream: str) -> tuple[Path
     return ws.experiments / "features" / features_key, ws.experiments / "rows" / row_key
 
 
-def is_finished(row_dir: Path) -> bool:
-    return (row_dir / METRICS_FILE).is_file()
-
-
 def has_features(features_dir: Path) -> bool:
     return (features_dir / "model.pt").is_file()
 
@@ -222,11 +241,11 @@ def run_plain_row(params: dict, ws: Workspace, data: str) -> dict:
     from ..student.training import train_student  # torch only when a row trains
 
     row_dir = plain_row_dir(params, ws, data)
-    if (done := _finished(row_dir)) is not None:
+    if (done := _finished(ws, row_dir)) is not None:
         return done
     train_student(params["student"], ws.manifest, row_dir / "student", row_dir / "live", f"table-row-{row_dir.name}",
                   _hardware(params), _inputs_dir(ws, params))
-    return _record(row_dir, params, {})
+    return _record(ws, row_dir, params, {})
 
 
 def train_stage1(params: dict, ws: Workspace, upstream: str) -> Path:
@@ -246,13 +265,13 @@ def run_distilled_row(params: dict, ws: Workspace, upstream: str) -> dict:
     from ..distill.training import train_distilled  # torch only when a row trains
 
     _, row_dir = distilled_row_dirs(params, ws, upstream)
-    if (done := _finished(row_dir)) is not None:
+    if (done := _finished(ws, row_dir)) is not None:
         return done
     features_dir = train_stage1(params, ws, upstream)
     train_distilled(params["student"], params["distill"]["predictions"], ws.manifest, ws.cache, ws.teacher,
                     features_dir, row_dir / "student", row_dir / "live", f"table-row-{row_dir.name}",
                     _hardware(params), _inputs_dir(ws, params))
-    return _record(row_dir, params, {"features": str(features_dir)})
+    return _record(ws, row_dir, params, {"features": str(features_dir)})
 
 
 def planned_runs(table: Table, rows: dict[str, Row], params: dict, tables_path: Path,
@@ -300,13 +319,18 @@ def run_table(runs: list[tuple[Row, int | None, dict]], dag_params: dict, ws: Wo
     return results
 
 
+def val_curve(metrics: dict) -> list[float]:
+    """A run's validation mAP per epoch: kept in its record, else read from its dvclive folder."""
+    return metrics["val_curve"] if "val_curve" in metrics else convergence.read_curve(Path(metrics["live"]))
+
+
 def _tail(metrics: dict, cfg: dict) -> dict:
     """What the run's last ``cfg['tail']`` of epochs added to its validation mAP (convergence.py), when its
     curve is there and long enough to judge."""
     live = metrics.get("live")
-    if live is None or not (Path(live) / convergence.CURVE).is_file():
+    if "val_curve" not in metrics and (live is None or not (Path(live) / convergence.CURVE).is_file()):
         return {}
-    tail = convergence.tail_report({"run": convergence.read_curve(Path(live))}, cfg)["run"]
+    tail = convergence.tail_report({"run": val_curve(metrics)}, cfg)["run"]
     if tail["tail_gain"] is None:
         return {}
     return {"val_tail_epochs": tail["tail_epochs"], "val_tail_gain": tail["tail_gain"], "val_tail_flat": tail["flat"]}
