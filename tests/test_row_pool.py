@@ -109,3 +109,30 @@ def test_kept_records_let_a_fresh_experiments_folder_reuse_finished_rows(tiny_ma
         assert tables.val_curve(reused[name][0]) == tables.val_curve(trained[name][0])  # kept: no live folder
         assert len(reused[name][0]["val_curve"]) == params["student"]["epochs"]
     assert not fresh.experiments.exists()
+
+
+def test_rows_are_keyed_by_the_teachers_settings_not_its_bytes(tiny_manifest, tiny_upstream, default_params,
+                                                                tmp_path):
+    import dataclasses
+    import shutil
+
+    params = _tiny(default_params)
+    ws = _workspace(tmp_path, tiny_manifest, tiny_upstream)
+    data, upstream = tables.upstream_identity(ws, params)
+    # The same settings on another CPU give a teacher equal up to rounding, with other bytes: same key.
+    other = tmp_path / "teacher-from-another-host"
+    shutil.copytree(ws.teacher, other)
+    (other / "model.pt").write_bytes((other / "model.pt").read_bytes() + b"\0")
+    assert tables.upstream_identity(dataclasses.replace(ws, teacher=other), params) == (data, upstream)
+    # Another teacher setting, another cache setting or another number of GPUs: another upstream, same data.
+    def changed(section: str, key: str, value) -> dict:
+        out = json.loads(json.dumps(params))
+        out[section][key] = value
+        return out
+
+    for section, key, value in (("teacher", "epochs", 3), ("cache", "num_selected", 7), ("train", "devices", 2),
+                                ("proposals", "num_proposals", 9)):
+        other_data, other_upstream = tables.upstream_identity(ws, changed(section, key, value))
+        assert other_data == data and other_upstream != upstream, key
+    # A setting that only changes speed does not.
+    assert tables.upstream_identity(ws, changed("train", "eval_batch_size", 7))[1] == upstream

@@ -93,7 +93,7 @@ def train_rows(runs: list[tuple[tables.Row, int | None, dict]], dag_params: dict
     With ``jobs`` 1 nothing happens here: ``tables.run_table`` trains the rows one after another itself."""
     if jobs <= 1:
         return 0
-    data, upstream = tables.upstream_identity(ws, dag_params)  # digests the teacher's files: once
+    data, upstream = tables.upstream_identity(ws, dag_params)  # digests the manifest: once
     tasks = _plan(runs, dag_params, ws, data, upstream)
     if not tasks:
         return 0

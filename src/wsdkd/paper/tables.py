@@ -41,6 +41,7 @@ COLUMN_NAMES = {"mAP": "mAP", "F1_C": "F1-C (0.5)", "F1_O": "F1-O (0.5)", "top3_
 # softer scores, so the F1 at the threshold tuned on val stands beside it.
 OURS_ONLY_COLUMNS = ("F1_C", "F1_O", "tuned_F1_C", "tuned_F1_O")
 METRICS_FILE = "metrics.json"
+TEACHER_TRAIN_KEYS = ("devices", "memory_cap_gb")  # the train keys that change the teacher's numbers (dvc.yaml)
 
 
 # The plain student (Eq. 10), the distilled one and the teacher, and the DAG's folders (under models/) of each.
@@ -155,12 +156,21 @@ def _digest_files(paths: list[Path]) -> str:
 
 
 def upstream_identity(ws: Workspace, params: dict) -> tuple[str, str]:
-    """What the rows inherit from the DAG: the dataset's manifest; and it with the teacher and the cache settings."""
-    teacher_files = sorted(ws.teacher.glob("*.pt"))
-    if not teacher_files:
+    """What the rows inherit from the DAG: the dataset's manifest; and it with the settings that make the
+    proposals, the teacher and its cache.
+
+    Settings, not the teacher's bytes, as a student row is keyed by its settings: on another CPU the same
+    settings train a teacher equal to this one up to floating-point rounding (the kernels differ: on two hosts
+    the teacher's val mAP was 63.36 and 63.34) whose file digest differs, and a kept row
+    (``Workspace.records``) trained on either is reused. After a change of code that alters results, delete the
+    rows (experiments/ and reports/tables/rows/) to retrain them.
+    """
+    if not sorted(ws.teacher.glob("*.pt")):
         raise UserError(f"{ws.teacher}: no teacher model file; run the DAG up to the teacher cache first")
     data = _digest_files(sorted(ws.manifest.glob("*.json")) + sorted(ws.manifest.glob("*.parquet")))
-    return data, resume.fingerprint(data, _digest_files(teacher_files), params["cache"])
+    teacher = {"proposals": params["proposals"], "teacher": params["teacher"], "cache": params["cache"],
+               "train": {k: params["train"][k] for k in TEACHER_TRAIN_KEYS}}
+    return data, resume.fingerprint(data, teacher)
 
 
 def reuses_dag(row: Row, row_params: dict, dag_params: dict) -> bool:
