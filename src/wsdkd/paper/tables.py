@@ -165,7 +165,7 @@ def upstream_identity(ws: Workspace, params: dict) -> tuple[str, str]:
     (``Workspace.records``) trained on either is reused. After a change of code that alters results, delete the
     rows (experiments/ and reports/tables/rows/) to retrain them.
     """
-    if not sorted(ws.teacher.glob("*.pt")):
+    if not any(ws.teacher.glob("*.pt")):
         raise UserError(f"{ws.teacher}: no teacher model file; run the DAG up to the teacher cache first")
     data = _digest_files(sorted(ws.manifest.glob("*.json")) + sorted(ws.manifest.glob("*.parquet")))
     teacher = {"proposals": params["proposals"], "teacher": params["teacher"], "cache": params["cache"],
