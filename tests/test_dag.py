@@ -11,7 +11,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from wsdkd.pipeline.dag import REPORT_DIR, StageSpec, read_stages, record_in_dvc_lock, rule_name, snakemake_inputs, stage_edges
+from wsdkd.pipeline.dag import (REPORT_DIR, StageSpec, read_stages, record_in_dvc_lock, rule_name, snakemake_inputs,
+                                 stage_edges, tracked_settings)
 from wsdkd.pipeline.errors import UserError
 
 from .conftest import PROJECT
@@ -141,3 +142,20 @@ def test_a_report_entry_must_name_an_output_and_an_existing_caption(tmp_path):
     _one_stage_repo(no_caption, [{"out": "o.png", "caption": "missing.rst", "category": "Figures"}])
     with pytest.raises(UserError, match=r"caption workflow/report/missing.rst of o.png not found"):
         read_stages(no_caption)
+
+
+def test_tracked_settings_nest_what_the_named_stages_track(tmp_path):
+    _dvc_repo(tmp_path)
+    (tmp_path / "params.yaml").write_text("teacher: {epochs: 2}\ntrain: {devices: 1, workers: 3}\nother: 4\n")
+    (tmp_path / "dvc.yaml").write_text(yaml.safe_dump({"stages": {
+        "fit": {"foreach": ["a", "b"], "do": {"cmd": "true", "params": ["teacher", "teacher.epochs"],
+                                               "outs": ["o${item}"]}},
+        "cache": {"cmd": "true", "params": ["train.devices"], "outs": ["c"]},
+        "later": {"cmd": "true", "params": ["other"], "outs": ["l"]}}}))
+    params = {"teacher": {"epochs": 5, "lr": 0.1}, "train": {"devices": 2, "workers": 3}, "other": 4}
+    settings = tracked_settings(params, ("fit", "cache"), tmp_path)
+    assert settings == {"teacher": {"epochs": 5, "lr": 0.1}, "train": {"devices": 2}}, "values from params"
+    settings["teacher"]["epochs"] = 9
+    assert params["teacher"]["epochs"] == 5, "a copy, not the caller's params"
+    with pytest.raises(UserError, match=r"dvc.yaml: no stage named \['nowhere'\]"):
+        tracked_settings(params, ("fit", "nowhere"), tmp_path)

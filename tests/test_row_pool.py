@@ -7,6 +7,7 @@ from pathlib import Path
 
 from tests.test_tables import TABLES_FILE
 from wsdkd.paper import row_pool, tables
+from wsdkd.pipeline.dag import tracked_settings
 
 
 def _tiny(default_params: dict) -> dict:
@@ -136,3 +137,7 @@ def test_rows_are_keyed_by_the_teachers_settings_not_its_bytes(tiny_manifest, ti
         assert other_data == data and other_upstream != upstream, key
     # A setting that only changes speed does not.
     assert tables.upstream_identity(ws, changed("train", "eval_batch_size", 7))[1] == upstream
+    # The settings are those dvc.yaml's upstream stages track; the kept rows' keys were made from exactly these.
+    assert tracked_settings(params, tables.UPSTREAM_STAGES) == {
+        "proposals": params["proposals"], "teacher": params["teacher"], "cache": params["cache"],
+        "train": {"devices": params["train"]["devices"], "memory_cap_gb": params["train"]["memory_cap_gb"]}}

@@ -25,6 +25,7 @@ from ..evaluate.significance import FACTOR, significant
 from ..pipeline import resume
 from ..pipeline.atomic import write_text_atomic
 from ..pipeline.config import validate_params
+from ..pipeline.dag import tracked_settings
 from ..pipeline.errors import UserError
 
 log = logging.getLogger(__name__)
@@ -41,7 +42,8 @@ COLUMN_NAMES = {"mAP": "mAP", "F1_C": "F1-C (0.5)", "F1_O": "F1-O (0.5)", "top3_
 # softer scores, so the F1 at the threshold tuned on val stands beside it.
 OURS_ONLY_COLUMNS = ("F1_C", "F1_O", "tuned_F1_C", "tuned_F1_O")
 METRICS_FILE = "metrics.json"
-TEACHER_TRAIN_KEYS = ("devices", "memory_cap_gb")  # the train keys that change the teacher's numbers (dvc.yaml)
+# The DAG stages whose settings make what every row inherits (the dataset is keyed by its manifest's bytes).
+UPSTREAM_STAGES = ("proposals", "train_teacher", "cache_teacher")
 
 
 # The plain student (Eq. 10), the distilled one and the teacher, and the DAG's folders (under models/) of each.
@@ -168,9 +170,7 @@ def upstream_identity(ws: Workspace, params: dict) -> tuple[str, str]:
     if not any(ws.teacher.glob("*.pt")):
         raise UserError(f"{ws.teacher}: no teacher model file; run the DAG up to the teacher cache first")
     data = _digest_files(sorted(ws.manifest.glob("*.json")) + sorted(ws.manifest.glob("*.parquet")))
-    teacher = {"proposals": params["proposals"], "teacher": params["teacher"], "cache": params["cache"],
-               "train": {k: params["train"][k] for k in TEACHER_TRAIN_KEYS}}
-    return data, resume.fingerprint(data, teacher)
+    return data, resume.fingerprint(data, tracked_settings(params, UPSTREAM_STAGES))
 
 
 def reuses_dag(row: Row, row_params: dict, dag_params: dict) -> bool:

@@ -9,6 +9,7 @@ the same param changes. What a stage asks a cluster for (memory, time, GPUs) is 
 
 from __future__ import annotations
 
+import copy
 import json
 import re
 import subprocess
@@ -129,6 +130,29 @@ def _report_entries(root: Path, stage_name: str, entries: list, outs: tuple[str,
             raise UserError(f"dvc.yaml: stage '{stage_name}': caption {caption} of {out} not found")
         report[out] = {**entry, "caption": caption}
     return report
+
+
+def tracked_settings(params: dict, stage_names: tuple[str, ...], root: str | Path = ".") -> dict:
+    """The part of ``params`` that dvc.yaml's stages ``stage_names`` track (every foreach item's), nested as in
+    params.yaml: ``teacher`` whole, ``train.devices`` as ``{"train": {"devices": ...}}``.
+
+    What those stages' outputs depend on, read from the one DAG definition so that a key added there counts here.
+    """
+    specs = read_stages(root)
+    unknown = set(stage_names) - {_base_name(spec.name) for spec in specs}
+    if unknown:
+        raise UserError(f"dvc.yaml: no stage named {sorted(unknown)}")
+    tracked = {key for spec in specs if _base_name(spec.name) in stage_names for key in spec.params}
+    # A key under one that is tracked whole (teacher.epochs beside teacher) is already in it.
+    tracked = {key for key in tracked if not any(key.startswith(f"{other}.") for other in tracked)}
+    settings: dict = {}
+    for dotted in sorted(tracked):
+        *parents, leaf = dotted.split(".")
+        node = settings
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = copy.deepcopy(_lookup(params, dotted, "params"))
+    return settings
 
 
 def _base_name(stage_name: str) -> str:
