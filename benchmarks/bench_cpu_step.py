@@ -2,8 +2,10 @@
 
     python benchmarks/bench_cpu_step.py [--steps 4] [--batch 32] [--size 96]
 
-What the levers of issue 18 can buy inside the step, with no data loading: contiguous NCHW (before), channels_last
-(``train.channels_last``, now on CPU too) and channels_last under bfloat16 autocast (not adopted: see the README).
+What the levers of issue 18 can buy inside the step, with no data loading: contiguous NCHW with the package's
+separate zero-padding modules (before), channels_last with them, channels_last with the symmetric padding folded
+into the convs (``backbones.zoo.fold_symmetric_padding``: today's) and that under bfloat16 autocast (not adopted:
+see the README).
 The variants alternate step by step so a busy neighbour slows all alike; it prints the median wall-clock and CPU
 milliseconds per step.
 """
@@ -11,6 +13,7 @@ milliseconds per step.
 from __future__ import annotations
 
 import argparse
+import copy
 import time
 
 import numpy as np
@@ -19,7 +22,19 @@ import torch
 from wsdkd.backbones.zoo import build_backbone
 from wsdkd.student.model import StudentClassifier
 
-VARIANTS = {"contiguous": (False, False), "channels_last": (True, False), "channels_last + bf16": (True, True)}
+VARIANTS = {"contiguous, padding apart": (False, False, False), "channels_last, padding apart": (True, False, False),
+            "channels_last": (True, False, True), "channels_last + bf16": (True, True, True)}
+
+
+def pad_apart(model: torch.nn.Module) -> torch.nn.Module:
+    """The package's own convs: the zero padding that ``fold_symmetric_padding`` folded into its convs as a
+    separate ``ZeroPad2d`` again, as before issue 18. A deep copy; the parameters' values are the same."""
+    model = copy.deepcopy(model)
+    for module in model.modules():
+        if isinstance(getattr(module, "static_padding", None), torch.nn.Identity) and module.padding != (0, 0):
+            (top, left), module.padding = module.padding, (0, 0)
+            module.static_padding = torch.nn.ZeroPad2d((left, left, top, top))
+    return model
 
 
 def main() -> None:
@@ -30,13 +45,15 @@ def main() -> None:
     parser.add_argument("--classes", type=int, default=12)
     args = parser.parse_args()
     torch.manual_seed(0)
-    model = StudentClassifier(build_backbone({"name": "efficientnet_lite0", "weights": "imagenet",
-                                              "weights_path": None}), args.classes).train()
+    folded = StudentClassifier(build_backbone({"name": "efficientnet_lite0", "weights": "imagenet",
+                                               "weights_path": None}), args.classes).train()
+    models = {True: folded, False: pad_apart(folded)}
     images = torch.randn(args.batch, 3, args.size, args.size)
     labels = (torch.rand(args.batch, args.classes) < 0.3).float()
-    optimizer = torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9)
+    optimizers = {key: torch.optim.SGD(model.parameters(), lr=1e-3, momentum=0.9) for key, model in models.items()}
 
-    def step(channels_last: bool, bf16: bool) -> np.ndarray:
+    def step(channels_last: bool, bf16: bool, fold: bool) -> np.ndarray:
+        model, optimizer = models[fold], optimizers[fold]
         start = np.array([time.perf_counter(), time.process_time()])
         layout = torch.channels_last if channels_last else torch.contiguous_format
         model.to(memory_format=layout)
@@ -55,10 +72,10 @@ def main() -> None:
         for name, variant in VARIANTS.items():
             seconds[name].append(step(*variant))
     print(f"EfficientNet-Lite0 student, batch {args.batch}, {args.size} px, {torch.get_num_threads()} threads")
-    base = np.median(seconds["contiguous"], axis=0)
+    base = np.median(seconds["contiguous, padding apart"], axis=0)
     for name, values in seconds.items():
         wall, cpu = np.median(values, axis=0)
-        print(f"  {name:22s} {wall * 1000:6.0f} ms wall ({args.batch / wall:5.1f} img/s), {cpu * 1000:6.0f} ms CPU; "
+        print(f"  {name:28s} {wall * 1000:6.0f} ms wall ({args.batch / wall:5.1f} img/s), {cpu * 1000:6.0f} ms CPU; "
               f"speed-up {base[0] / wall:.2f}x ({base[1] / cpu:.2f}x CPU)")
 
 

@@ -7,9 +7,11 @@ models/teacher; `make run` or `snakemake data/teacher_cache data/student_inputs`
 train_student, distill_features (stage 1) and train_distilled (stage 2), times training steps as the loop runs
 them (loader, flips, step, backward, SGD update) and one validation pass, on each variant:
 
-- before: JPEGs decoded and resized per image per step, contiguous (NCHW) tensors, validation at the
-  training batch, the teacher's outputs read image by image from the cache file, torchvision's RoIAlign;
-- now: the student_inputs arrays, channels_last (``train.channels_last``), validation at
+- before: JPEGs decoded and resized per image per step, contiguous (NCHW) tensors, the backbone's zero padding
+  as separate modules, validation at the training batch, the teacher's outputs read image by image from the
+  cache file, torchvision's RoIAlign;
+- now: the student_inputs arrays, channels_last (``train.channels_last``), the symmetric padding folded into the
+  convs (``backbones.zoo.fold_symmetric_padding``), validation at
   ``train.eval_batch_size``, the teacher's outputs as the trainers read them now, and stage 1's student
   RoIAlign as ``train.student_roi_align`` says.
 
@@ -33,6 +35,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from bench_cpu_step import pad_apart
 from dag_outputs import add_arguments, open_outputs
 from wsdkd.backbones.zoo import build_backbone
 from wsdkd.data.images import random_hflip
@@ -104,13 +107,15 @@ class Variant:
     hardware: Hardware
     inputs: Path | None  # None: decode the JPEGs
     per_image_reads: bool  # the teacher's outputs read and cast image by image, as before issue 18
+    padding_apart: bool  # the backbone's zero padding as separate modules (bench_cpu_step.pad_apart), as before
 
 
 def build(stage: str, params: dict, splits: dict, teacher, parts, variant: Variant):
     """(model, step, optimiser, train data, val data, the parts' targets) of ``stage``, as its trainer sets it up."""
     student_cfg = params["student"]
     torch.manual_seed(student_cfg["seed"])
-    student = StudentClassifier(build_backbone(student_cfg["backbone"], "student.backbone"),
+    backbone = build_backbone(student_cfg["backbone"], "student.backbone")
+    student = StudentClassifier(pad_apart(backbone) if variant.padding_apart else backbone,
                                 splits["train"].num_classes)
     mean, std, size = student.backbone.mean, student.backbone.std, student_cfg["input_size"]
     if stage == "train_student":
@@ -219,8 +224,8 @@ def main() -> None:
     params = {**params, "student": student_cfg}
     today = Hardware.from_params(params["train"])
     variants = [Variant("before", replace(today, channels_last=False, eval_batch_size=None,
-                                          student_roi_align="torchvision"), None, True),
-                Variant("now", today, args.inputs, False)]
+                                          student_roi_align="torchvision"), None, True, True),
+                Variant("now", today, args.inputs, False, False)]
     device = torch.device("cpu")
     num_train = len(splits["train"])
     print(f"{num_train} train / {len(splits['val'])} val images, batch {student_cfg['batch_size']}, "

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
+from torch import nn
 
-from wsdkd.backbones.zoo import build_backbone
+from wsdkd.backbones.zoo import build_backbone, fold_symmetric_padding
 from wsdkd.pipeline.errors import UserError
 from wsdkd.student.model import StudentClassifier, load_student, save_student
 
@@ -73,3 +76,29 @@ def test_student_file_round_trip_and_refuses_other_files(tmp_path):
     torch.save({"weights": 1}, tmp_path / "other.pt")
     with pytest.raises(UserError, match="not a wsdkd student model file"):
         load_student(tmp_path / "other.pt")
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_folded_padding_computes_the_packages_convs(layout):
+    """The 12 stride-1 TF-"same" pads folded into Lite0's convs give the package's values and gradients."""
+    from efficientnet_lite_pytorch import EfficientNet
+
+    package = EfficientNet.from_name("efficientnet-lite0").train()
+    folded = copy.deepcopy(package)
+    assert fold_symmetric_padding(folded) == 12
+    assert folded.state_dict().keys() == package.state_dict().keys()
+    pads = [m.static_padding for m in folded.modules() if isinstance(getattr(m, "static_padding", None), nn.ZeroPad2d)]
+    # the stride-2 ones stay: the stem, blocks 1 and 5 (3x3), blocks 3 and 11 (5x5)
+    assert [p.padding for p in pads] == [(0, 1, 0, 1), (0, 1, 0, 1), (1, 2, 1, 2), (0, 1, 0, 1), (1, 2, 1, 2)]
+    images = torch.randn(2, 3, 96, 96).contiguous(memory_format=layout)
+    outputs = []
+    for net in (package, folded):
+        net.to(memory_format=layout)
+        torch.manual_seed(0)  # the same drop-connect draws
+        out = net(images)
+        out.square().mean().backward()
+        outputs.append((out, [p.grad for p in net.parameters()]))
+    (out_a, grads_a), (out_b, grads_b) = outputs
+    torch.testing.assert_close(out_b, out_a)
+    for a, b in zip(grads_a, grads_b):
+        torch.testing.assert_close(b, a)

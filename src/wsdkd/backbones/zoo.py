@@ -56,10 +56,31 @@ def _gap() -> nn.Module:
     return nn.Sequential(nn.AdaptiveAvgPool2d(1), nn.Flatten())
 
 
+def fold_symmetric_padding(net: nn.Module) -> int:
+    """Give each TF-"same" conv whose zero padding is symmetric (every stride-1 one) that padding itself.
+
+    The package pads with a separate ``ZeroPad2d`` before every k > 1 conv: a copy of the activation forward and
+    another backward. A conv pads the same zeros internally for free, so the 12 symmetric ones (of Lite0's 17)
+    fold in; the stride-2 ones pad (0, 1) or (1, 2) and keep their module. The parameters, and so the state dict,
+    are untouched. Returns how many were folded.
+    """
+    folded = 0
+    for module in net.modules():
+        pad = getattr(module, "static_padding", None)
+        if isinstance(pad, nn.ZeroPad2d) and isinstance(module, nn.Conv2d) and module.padding == (0, 0):
+            left, right, top, bottom = pad.padding
+            if left == right and top == bottom:
+                module.padding = (top, left)
+                module.static_padding = nn.Identity()
+                folded += 1
+    return folded
+
+
 def _efficientnet_lite0(weights_file: Path | None) -> Backbone:
     from efficientnet_lite_pytorch import EfficientNet
 
     net = EfficientNet.from_name("efficientnet-lite0")
+    fold_symmetric_padding(net)
     if weights_file is not None:
         _load(net, weights_file, "efficientnet_lite0", ignore_prefixes=("_fc.",))
     drop = net._global_params.drop_connect_rate
