@@ -41,19 +41,19 @@ def test_kept_maps_equal_the_online_ones_and_the_body_runs_once_per_image_and_fl
     got = maps(targets, 0, first, flips, CPU)
     for kept, online in zip(got, _online(teacher, targets, first, flips, [4, 8])):
         assert torch.allclose(kept, online, atol=1e-5)
-    assert maps.teacher_images == 3
+    assert maps.memo.computed == 3
 
     # images 1 (flipped) and 2 (not) are kept; image 1 unflipped and image 3 are new: only those two run
     second, flips2 = np.array([1, 2, 1, 3]), torch.tensor([True, False, False, False])
     got = maps(targets, 0, second, flips2, CPU)
-    assert maps.teacher_images == 5
+    assert maps.memo.computed == 5
     for kept, online in zip(got, _online(teacher, targets, second, flips2, [4, 8])):
         assert torch.allclose(kept, online, atol=1e-5)
     assert not torch.allclose(got[0][0], got[0][2]), "a flipped image's map is its own, not the unflipped one's"
 
     # the same row of another split's part is another image
     maps(targets, 100, np.array([0]), None, CPU)
-    assert maps.teacher_images == 6 and len(maps.kept) == 6
+    assert maps.memo.computed == 6 and len(maps.memo.kept) == 6
 
 
 def test_the_budget_bounds_what_is_kept(teacher_and_targets):
@@ -62,14 +62,14 @@ def test_the_budget_bounds_what_is_kept(teacher_and_targets):
     nothing = TeacherMaps(teacher, [4], budget_gb=0.0)
     for _ in range(2):
         nothing(targets, 0, indices, None, CPU)
-    assert nothing.teacher_images == 4 and not nothing.kept
+    assert nothing.memo.computed == 4 and not nothing.memo.kept
 
     probe = _online(teacher, targets, indices[:1], None, [4])[0]
     budget = probe.numel() * probe.element_size() / 1024 ** 3  # exactly one image's map
     room_for_one = TeacherMaps(teacher, [4], budget_gb=budget)
     first = room_for_one(targets, 0, indices, None, CPU)
     again = room_for_one(targets, 0, indices, None, CPU)
-    assert len(room_for_one.kept) == 1 and room_for_one.teacher_images == 3
+    assert len(room_for_one.memo.kept) == 1 and room_for_one.memo.computed == 3
     assert torch.allclose(first[0], again[0])
 
 
@@ -83,4 +83,4 @@ def test_attention_transfer_keeps_only_attention_maps(teacher_and_targets):
     for q, feat in zip(got, online):
         assert q.shape == (2, *feat.shape[-2:])
         assert torch.allclose(q, attention_map(feat), rtol=1e-5, atol=1e-7)
-    assert maps.kept_bytes == sum(q.numel() * 4 for q in got)  # both images, float32
+    assert maps.memo.kept_bytes == sum(q.numel() * 4 for q in got)  # both images, float32

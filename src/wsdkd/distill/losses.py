@@ -67,6 +67,44 @@ def roi_distill_loss(teacher_rois: torch.Tensor, student_rois: torch.Tensor, wei
     return (per_roi.sum(-1) / num_rois).sum() / (2 * per_roi.shape[0])
 
 
+def roi_distill_terms(teacher_rois: torch.Tensor, pooling: torch.Tensor, weights: torch.Tensor | None = None,
+                      valid: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Eq. 3 as a quadratic form of the student's map: the terms (G, H, c) that depend only on the teacher.
+
+    RoIAlign is linear: RoI r of image n is A_r F, with F (HW, C) the map and A_r (bins, HW) its rows of
+    ``pooling`` (N, R * bins, HW; ``separable_roi_align.pooling_weights``). So Eq. 3's sum over RoIs,
+    sum_r u_r ||T_r - A_r F||^2 with u_r = s'_r^2 [r valid] / |R'_n|, is c - 2 <G, F> + <F, H F> with
+    G = sum_r u_r T_r^T A_r (C, HW), H = sum_r u_r A_r^T A_r (HW, HW) and c = sum_r u_r ||T_r||^2.
+    None depends on the student, so they are computed once per image and flip (``FeatureStep``) and the R
+    pooled maps (R x C x bins floats per image) and their backward are never formed.
+    ``teacher_rois`` (N, R, C, h, w); ``weights`` s' and ``valid`` (N, R) as in :func:`roi_distill_loss`.
+    """
+    batch, rows, channels = teacher_rois.shape[:3]
+    pixels = pooling.shape[-1]
+    if valid is None:
+        valid = torch.ones(batch, rows, dtype=torch.bool, device=pooling.device)
+    scale = valid.double() / valid.sum(-1, keepdim=True).clamp_min(1)  # |R'_n|, as in roi_distill_loss
+    if weights is not None:
+        scale = scale * weights.double() ** 2
+    dtype = torch.promote_types(teacher_rois.dtype, torch.float32)  # float32 in training, float64 in tests
+    with torch.no_grad():
+        a = pooling.to(dtype).view(batch * rows, -1, pixels)  # (N R, bins, HW)
+        t = teacher_rois.to(dtype).reshape(batch * rows, channels, -1)  # (N R, C, bins)
+        scaled = a * scale.to(dtype).view(-1, 1, 1)
+        g = torch.bmm(t, scaled).view(batch, rows, channels, pixels).sum(1)  # (N, C, HW)
+        h = torch.bmm(scaled.view(batch, -1, pixels).transpose(1, 2), a.view(batch, -1, pixels))  # (N, HW, HW)
+        c = (torch.linalg.vector_norm(t, dim=(1, 2)).double().view(batch, rows) ** 2 * scale).sum(-1)  # (N,)
+    return g, h, c
+
+
+def roi_distill_loss_from_terms(maps: torch.Tensor, g: torch.Tensor, h: torch.Tensor, c: torch.Tensor) -> torch.Tensor:
+    """:func:`roi_distill_loss` of the RoIs whose :func:`roi_distill_terms` are (g, h, c), on ``maps`` (N, C, H, W):
+    1/(2N) sum_n (c - 2 <G, F> + <F, H F>), in float64 (the terms cancel as the student nears the teacher)."""
+    f = maps.double().reshape(*maps.shape[:2], -1)  # (N, C, HW)
+    per_image = c - 2 * (g.double() * f).sum((1, 2)) + (torch.bmm(f, h.double()) * f).sum((1, 2))
+    return (per_image.sum() / (2 * len(f))).to(maps.dtype)
+
+
 def multi_layer_roi_distill_loss(layer_pairs: Sequence[tuple[torch.Tensor, torch.Tensor]],
                                  weights: torch.Tensor | None = None,
                                  valid: torch.Tensor | None = None) -> torch.Tensor:

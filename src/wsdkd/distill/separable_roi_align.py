@@ -42,6 +42,17 @@ def axis_weights(start: torch.Tensor, length: torch.Tensor, size: int, bins: int
     return weights.sum(-2) / grid.clamp(min=1)[..., None, None]
 
 
+def pooling_weights(boxes: torch.Tensor, height: int, width: int, output_size: int,
+                    spatial_scale: float) -> torch.Tensor:
+    """(B, N * output_size^2, H * W): row (n, bin) holds the weight of every map pixel in that bin of RoI n, so
+    that the RoIs pooled from a (B, C, H, W) map are this matrix times its (B, H * W, C) transpose."""
+    with torch.no_grad():
+        scaled = boxes * spatial_scale - 0.5
+        ay = axis_weights(scaled[..., 1], scaled[..., 3] - scaled[..., 1], height, output_size)  # (B, N, 7, H)
+        ax = axis_weights(scaled[..., 0], scaled[..., 2] - scaled[..., 0], width, output_size)  # (B, N, 7, W)
+        return torch.einsum("bnph,bnqw->bnpqhw", ay, ax).reshape(*boxes.shape[:2], -1, height * width).flatten(1, 2)
+
+
 def separable_roi_align(maps: torch.Tensor, boxes: torch.Tensor, output_size: int,
                         spatial_scale: float) -> torch.Tensor:
     """torchvision's ``roi_align(maps, rois, output_size, spatial_scale, 0, aligned=True)`` for (B, N, 4) boxes
@@ -53,11 +64,7 @@ def separable_roi_align(maps: torch.Tensor, boxes: torch.Tensor, output_size: in
     """
     batch, channels, height, width = maps.shape
     rows = boxes.shape[1]
-    with torch.no_grad():
-        scaled = boxes.to(maps.dtype) * spatial_scale - 0.5
-        ay = axis_weights(scaled[..., 1], scaled[..., 3] - scaled[..., 1], height, output_size)  # (B, N, 7, H)
-        ax = axis_weights(scaled[..., 0], scaled[..., 2] - scaled[..., 0], width, output_size)  # (B, N, 7, W)
-        weights = torch.einsum("bnph,bnqw->bnpqhw", ay, ax).reshape(batch, -1, height * width)
+    weights = pooling_weights(boxes.to(maps.dtype), height, width, output_size, spatial_scale)
     pooled = torch.bmm(weights, maps.reshape(batch, channels, height * width).transpose(1, 2))  # (B, N*49, C)
     return (pooled.view(batch, rows, output_size, output_size, channels).permute(0, 1, 4, 2, 3)
             .reshape(batch * rows, channels, output_size, output_size))

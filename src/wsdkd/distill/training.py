@@ -49,10 +49,11 @@ from ..teacher.targets import TeacherTargets
 from ..teacher.wsddn import FEATURE_STRIDE, ROI_SIZE, TEACHER_FILE, TWDet, load_teacher, prior_scaled, roi_features
 from .diagnostics import positive_readings, temperature_summary
 from .losses import (ChannelAdapter, attention_map, attention_transfer_loss, class_aware_soft_loss,
-                     fitnets_hint_loss, hinton_kd_loss, hinton_targets, roi_distill_loss,
-                     softened_student_predictions, softened_teacher_predictions)
+                     fitnets_hint_loss, hinton_kd_loss, hinton_targets, roi_distill_loss, roi_distill_loss_from_terms,
+                     roi_distill_terms, softened_student_predictions, softened_teacher_predictions)
 from .memory import feature_training
-from .separable_roi_align import separable_roi_align
+from .per_image_memo import PerImageMemo, image_keys
+from .separable_roi_align import pooling_weights, separable_roi_align
 from .teacher_maps import TeacherMaps
 from .temperatures import PAPER_INIT, Temperatures
 
@@ -132,9 +133,12 @@ class FeatureStep:
         self.hints = (TeacherMaps(teacher, [cfg["hint_stride"]], teacher_maps_gb)
                       if cfg["method"] == "fitnets" else None)
         self.roi_align = roi_align  # the student's RoIAlign on CPU (params' train.student_roi_align)
+        # quadratic: conv-layer RoIs' L_f as a quadratic form of the map, its teacher terms kept per image and flip
+        quadratic = roi_align == "quadratic" and cfg["method"] == "roi" and cfg["layer"] == "conv"
+        self.terms = PerImageMemo(teacher_maps_gb) if quadratic else None
 
     def _student_pool(self, maps: torch.Tensor, boxes: torch.Tensor) -> torch.Tensor:
-        if self.roi_align == "matmul" and maps.device.type == "cpu":
+        if self.roi_align in ("matmul", "quadratic") and maps.device.type == "cpu":
             return separable_roi_align(maps, boxes, ROI_SIZE, 1.0 / FEATURE_STRIDE)
         return roi_features(maps, boxes)
 
@@ -144,7 +148,7 @@ class FeatureStep:
         images = _flip(images, flips)
         if self.hints is not None:
             return {"loss": self._hint(model, part, indices, images, flips)}
-        return {"loss": self._roi(model, part.targets, indices, images, flips)}
+        return {"loss": self._roi(model, part, indices, images, flips)}
 
     def _hint(self, model: FeatureStudent, part: TargetPart, indices: np.ndarray, images: torch.Tensor,
               flips: torch.Tensor | None) -> torch.Tensor:
@@ -154,13 +158,10 @@ class FeatureStep:
         hint, = self.hints(part.targets, part.offset, indices, flips, images.device)
         return fitnets_hint_loss(student_taps.maps[0].float(), hint, model.adapter)
 
-    def _roi(self, model: FeatureStudent, targets: TeacherTargets, indices: np.ndarray, images: torch.Tensor,
-             flips: torch.Tensor | None) -> torch.Tensor:
-        cfg, device, teacher = self.cfg, images.device, self.teacher
-        rois = targets.rois(indices, cfg["roi_source"], cfg["roi_weights"])
-        batch, count = rois.boxes.shape[:2]
-        student_boxes = targets.to_input(indices, rois.boxes, self.size, flips).to(device)
-        body = model.student.backbone.body16(images)
+    def _teacher_rois(self, targets: TeacherTargets, indices: np.ndarray, rois, flips: torch.Tensor | None,
+                      device: torch.device) -> torch.Tensor:
+        """(N R, C, 7, 7) the teacher's pooled RoIs (or, for ``fc``, (N R, D) its head's vectors, Eq. 2)."""
+        teacher = self.teacher
         with torch.no_grad():
             if self.cached:
                 teacher_rois = targets.cached_features(indices).to(device)
@@ -168,10 +169,40 @@ class FeatureStep:
                 teacher_images = targets.teacher_inputs(indices, flips, device)
                 teacher_boxes = targets.to_input(indices, rois.boxes, targets.scale, flips).to(device)
                 teacher_rois = teacher.pool(teacher.body(teacher_images), teacher_boxes)
-            teacher_rois = teacher_rois.float().reshape(batch * count, -1, ROI_SIZE, ROI_SIZE)
-            if cfg["layer"] == "fc":  # the head's vector of each RoI, as the teacher computes it (Eq. 2)
+            teacher_rois = teacher_rois.float().reshape(rois.boxes.shape[0] * rois.boxes.shape[1], -1, ROI_SIZE,
+                                                        ROI_SIZE)
+            if self.cfg["layer"] == "fc":  # the head's vector of each RoI, as the teacher computes it (Eq. 2)
                 phi = teacher_rois.mean(dim=(2, 3)) if teacher.averaged else teacher_rois
                 teacher_rois = teacher.embed(phi, rois.prior.to(device))
+        return teacher_rois
+
+    def _terms(self, targets: TeacherTargets, indices: np.ndarray, flips: torch.Tensor | None, map_size,
+               device: torch.device) -> list[torch.Tensor]:
+        """[G, H, c] of Eq. 3's quadratic form (losses.roi_distill_terms) for these images."""
+        cfg = self.cfg
+        rois = targets.rois(indices, cfg["roi_source"], cfg["roi_weights"])
+        boxes = targets.to_input(indices, rois.boxes, self.size, flips).to(device)
+        teacher_rois = self._teacher_rois(targets, indices, rois, flips, device)
+        pooling = pooling_weights(boxes.float(), *map_size, ROI_SIZE, 1.0 / FEATURE_STRIDE)
+        weights = rois.weights.to(device) if rois.weights is not None else None
+        return list(roi_distill_terms(teacher_rois.view(*rois.boxes.shape[:2], *teacher_rois.shape[1:]), pooling,
+                                      weights, rois.valid.to(device)))
+
+    def _roi(self, model: FeatureStudent, part: TargetPart, indices: np.ndarray, images: torch.Tensor,
+             flips: torch.Tensor | None) -> torch.Tensor:
+        cfg, device, teacher, targets = self.cfg, images.device, self.teacher, part.targets
+        body = model.student.backbone.body16(images)
+        if self.terms is not None:
+            maps = model.adapter(body).float()
+            terms = self.terms(image_keys(part.offset, indices, flips),
+                               lambda missing: self._terms(targets, indices[missing],
+                                                           flips[missing] if flips is not None else None,
+                                                           maps.shape[2:], device), device)
+            return roi_distill_loss_from_terms(maps, *terms)
+        rois = targets.rois(indices, cfg["roi_source"], cfg["roi_weights"])
+        batch, count = rois.boxes.shape[:2]
+        student_boxes = targets.to_input(indices, rois.boxes, self.size, flips).to(device)
+        teacher_rois = self._teacher_rois(targets, indices, rois, flips, device)
         if cfg["layer"] == "fc":  # the student's head reads its RoIs scaled like the teacher's (a * s_R + b)
             pooled = prior_scaled(self._student_pool(body, student_boxes), rois.prior.to(device), teacher.a, teacher.b)
             student_rois = model.adapter(model.student.backbone.roi_head(pooled))

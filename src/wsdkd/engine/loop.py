@@ -46,7 +46,7 @@ class Hardware:
     prefetch_factor: int = 2  # with workers only
     persistent_workers: bool = False  # with workers only
     eval_batch_size: int | None = None  # validation's batch; None: the training batch
-    student_roi_align: str = "torchvision"  # stage 1's student RoIAlign on CPU: torchvision | matmul
+    student_roi_align: str = "torchvision"  # stage 1's student RoIAlign on CPU: torchvision | matmul | quadratic
     memory_cap_gb: float | None = None  # per device: batches split into micro-batches to fit (engine/memory.py)
     teacher_maps_gb: float = 0.0  # FitNets' / attention transfer's teacher maps kept (distill/teacher_maps.py)
 
