@@ -69,7 +69,8 @@ def test_stage1_with_it_repeats_exactly_and_learns_what_torchvisions_learns(defa
     reference, _ = run("torchvision", "torchvision")
     pooled, _ = run("matmul", "matmul")
     # Epoch 1 agrees to rounding; from a random start (losses ~130) that rounding grows, by 1.4% in epoch 2 here.
-    # The quadratic form sums in float64, the pooled paths in float32: 1.2e-4 apart after epoch 1's 3 steps here.
+    # The quadratic form combines its terms in float64, the pooled paths sum in float32: 1.2e-4 apart after epoch
+    # 1's 3 steps here.
     first = [0, 2]  # epoch 1's train and val loss
     for fast, rtol in ((pooled, 1e-4), (losses, 2e-4)):
         torch.testing.assert_close(torch.tensor(fast)[first], torch.tensor(reference)[first], rtol=rtol, atol=0)
