@@ -16,6 +16,7 @@ import argparse
 import copy
 import time
 
+import wsdkd  # noqa: F401  (first: it sets the OpenMP wait policy, which torch reads as it loads)
 import numpy as np
 import torch
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import wsdkd  # noqa: F401  (first: it sets the OpenMP wait policy, which torch reads as it loads)
 import torch
 from torch.utils.data import DataLoader
 

@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 from typing import Callable, Sequence
 
+import wsdkd  # noqa: F401  (first: it sets the OpenMP wait policy, which torch reads as it loads)
 import numpy as np
 import torch
 from PIL import Image

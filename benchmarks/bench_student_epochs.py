@@ -33,6 +33,7 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
+import wsdkd  # noqa: F401  (first: it sets the OpenMP wait policy, which torch reads as it loads)
 import numpy as np
 import torch
 

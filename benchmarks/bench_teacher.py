@@ -14,6 +14,7 @@ import time
 import tracemalloc
 from pathlib import Path
 
+import wsdkd  # noqa: F401  (first: it sets the OpenMP wait policy, which torch reads as it loads)
 import h5py
 import numpy as np
 import torch

@@ -6,10 +6,14 @@ ACM MM 2018. The stage scripts under ``stages/`` are thin wrappers over this pac
 
 import os
 
-# OpenMP threads that spin while waiting collapse when cores are shared (Snakemake jobs side by side, a
-# proposal pool beside training): a training step measured 8.7x slower. Yielding threads cost about 15% on an
-# otherwise idle machine (0.50 -> 0.58 s per student batch on 2 cores); a dedicated run can set
-# OMP_WAIT_POLICY=ACTIVE. Set before torch is imported; an explicit user setting wins.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# How long idle OpenMP threads spin before they sleep; read when torch loads, so set before it is imported (an
+# explicit user setting of either variable wins). GNU OpenMP's own spin (300,000 turns) collapses when cores are
+# shared: two 2-thread trainings side by side on 2 cores took 152 s per epoch each, 35 s when threads yield at
+# once (OMP_WAIT_POLICY=PASSIVE). Yielding at once costs a lone run 1.55x (29 s per epoch against 19). 1,000
+# turns, GNU OpenMP's own figure for oversubscribed cores, keeps most of both: 24 s alone, 36 s paired
+# (benchmarks/bench_wait_policy.py). Other OpenMP runtimes (KMP_BLOCKTIME) keep yielding at once, as before.
+if "OMP_WAIT_POLICY" not in os.environ and "GOMP_SPINCOUNT" not in os.environ:
+    os.environ["GOMP_SPINCOUNT"] = "1000"
+    os.environ.setdefault("KMP_BLOCKTIME", "0")
 
 __version__ = "0.1.0"
