@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
 import sys
 
 import numpy as np
@@ -119,3 +120,16 @@ def test_persistent_prefetching_workers_train_like_the_main_process(tmp_path):
     inline, workers = torch.load(tmp_path / "inline_weights.pt"), torch.load(tmp_path / "workers_weights.pt")
     for key, value in inline.items():
         assert torch.equal(value, workers[key]), f"{key} differs with loader workers"
+
+
+@pytest.mark.parametrize("given, expected", [({}, ["1000", "0"]), ({"OMP_WAIT_POLICY": "PASSIVE"}, ["None", "None"]),
+                                             ({"GOMP_SPINCOUNT": "5"}, ["5", "None"])])
+def test_openmp_wait_policy_is_a_short_spin_unless_the_user_set_one(given, expected):
+    """The package sets GOMP_SPINCOUNT (and KMP_BLOCKTIME) on import, before torch loads, only when neither it nor
+    OMP_WAIT_POLICY is set: a user's own policy wins."""
+    policy = ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "KMP_BLOCKTIME")
+    env = {key: value for key, value in os.environ.items() if key not in policy}
+    script = "import os, wsdkd; print(os.environ.get('GOMP_SPINCOUNT'), os.environ.get('KMP_BLOCKTIME'))"
+    out = subprocess.run([sys.executable, "-c", script], env={**env, **given}, capture_output=True, text=True,
+                         check=True).stdout
+    assert out.split() == expected
