@@ -219,7 +219,7 @@ def test_reader_api(tmp_path):
 
 # --- recall -----------------------------------------------------------------------------------------------------
 
-def test_recall_report_hand_computed(tmp_path):
+def test_recall_report_hand_computed(tmp_path, monkeypatch):
     # image 1: GT A [0,0,10,10] (small, cat 1) and B [0,0,100,100] (large, cat 2); image 2: C [0,0,40,40] (medium,
     # cat 1); image 3 is unreadable. Proposals of image 1: exactly A, then B's left half (IoU 0.5);
     # image 2: one box covering C's top 40x35 (IoU 0.875), recycled.
@@ -237,7 +237,9 @@ def test_recall_report_hand_computed(tmp_path):
     boxes[1, :] = [0, 0, 40, 35]
     path = tmp_path / "p.h5"
     write_proposals(path, np.array([1, 2, 3]), boxes, np.ones((3, 4), np.float32), np.array([2, 1, 0]), {})
-    report = recall_report(path, ann_path)
+    monkeypatch.chdir(tmp_path)  # a stage runs in the project; the manifest hands it absolute annotation paths
+    report = recall_report(path, ann_path.resolve())
+    assert report["annotations"] == "instances.json"  # the same report in every checkout
     overall = report["overall"]
     assert overall["num_gt"] == 3 and report["excluded_unreadable_images"] == [3]
     assert overall["recall@0.5"] == pytest.approx(1.0) and overall["recall@0.7"] == pytest.approx(2 / 3)

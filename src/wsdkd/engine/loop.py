@@ -46,9 +46,9 @@ class Hardware:
     prefetch_factor: int = 2  # with workers only
     persistent_workers: bool = False  # with workers only
     eval_batch_size: int | None = None  # validation's batch; None: the training batch
-    student_roi_align: str = "torchvision"  # stage 1's student RoIAlign on CPU: torchvision | matmul | quadratic
+    student_roi_align: str = "torchvision"  # stage 1's L_f on the student's map: torchvision | matmul | quadratic
     memory_cap_gb: float | None = None  # per device: batches split into micro-batches to fit (engine/memory.py)
-    teacher_maps_gb: float = 0.0  # FitNets' / attention transfer's teacher maps kept (distill/teacher_maps.py)
+    teacher_maps_gb: float = 0.0  # per-image teacher maps / stage 1's quadratic terms kept (distill/per_image_memo.py)
 
     @classmethod
     def from_params(cls, train: dict) -> Hardware:
