@@ -10,6 +10,7 @@ import torch
 from wsdkd.backbones.taps import Taps
 from wsdkd.data.manifest import read_split
 from wsdkd.distill.losses import attention_map
+from wsdkd.distill.per_image_memo import PerImageMemo
 from wsdkd.distill.teacher_maps import TeacherMaps
 from wsdkd.distill.training import _frozen_teacher
 from wsdkd.teacher.targets import TeacherTargets
@@ -84,3 +85,30 @@ def test_attention_transfer_keeps_only_attention_maps(teacher_and_targets):
         assert q.shape == (2, *feat.shape[-2:])
         assert torch.allclose(q, attention_map(feat), rtol=1e-5, atol=1e-7)
     assert maps.memo.kept_bytes == sum(q.numel() * 4 for q in got)  # both images, float32
+
+
+def test_memo_hands_compute_only_the_images_not_kept_with_their_flips_and_keys_by_split_offset():
+    calls = []
+
+    def compute(rows, flips):
+        calls.append((rows.tolist(), None if flips is None else flips.tolist()))
+        # one kind: the row number, negated when flipped, so a wrong image or flip shows in the values
+        sign = 1.0 if flips is None else 1.0 - 2.0 * flips.float()
+        return [torch.as_tensor(rows, dtype=torch.float32) * sign]
+
+    memo = PerImageMemo(budget_gb=1.0)
+    first = memo(0, np.array([3, 4]), torch.tensor([False, True]), compute, CPU)
+    assert first[0].tolist() == [3.0, -4.0]
+    again = memo(0, np.array([4, 5, 3]), torch.tensor([True, False, True]), compute, CPU)
+    assert again[0].tolist() == [-4.0, 5.0, -3.0]
+    assert calls[1] == ([5, 3], [False, True])  # (4, flipped) was kept
+    memo(10, np.array([3]), None, compute, CPU)  # another split's row 3: not the first split's
+    assert calls[2] == ([3], None) and memo.computed == 5
+
+
+def test_memo_keeps_nothing_past_its_budget():
+    memo, calls = PerImageMemo(budget_gb=0.0), []
+    for _ in range(2):
+        out = memo(0, np.array([1, 2]), None, lambda rows, flips: calls.append(rows.tolist()) or [torch.ones(2, 3)],
+                   CPU)
+    assert calls == [[1, 2], [1, 2]] and out[0].shape == (2, 3) and memo.kept_bytes == 0

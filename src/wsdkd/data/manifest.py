@@ -58,7 +58,7 @@ def write_manifest(out_dir: Path, splits: dict[str, Split], source: str) -> None
         "source": source,
         "class_names": first.class_names,
         "category_ids": first.category_ids,
-        "annotations": {name: _relative(s.annotations, out_dir) if s.annotations else None for name, s in splits.items()},
+        "annotations": {name: relative_path(s.annotations, out_dir) if s.annotations else None for name, s in splits.items()},
         "num_images": {name: len(s) for name, s in splits.items()},
     }
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -66,7 +66,7 @@ def write_manifest(out_dir: Path, splits: dict[str, Split], source: str) -> None
     for name, split in splits.items():
         table = pd.DataFrame({
             "image_id": split.image_ids.astype(np.int64),
-            "path": [_relative(p, out_dir) for p in split.paths],
+            "path": [relative_path(p, out_dir) for p in split.paths],
             "width": split.widths.astype(np.int64),
             "height": split.heights.astype(np.int64),
             "labels": list(split.labels.astype(np.uint8)),
@@ -104,7 +104,8 @@ def read_split(manifest_dir: str | Path, name: str) -> Split:
     )
 
 
-def _relative(path: Path, base: Path) -> str:
+def relative_path(path: str | Path, base: Path) -> str:
+    """``path`` relative to ``base`` when inside it, else absolute: files named so read the same in any checkout."""
     path = Path(path)
     try:
         return str(path.resolve().relative_to(base.resolve()))

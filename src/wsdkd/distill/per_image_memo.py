@@ -17,10 +17,12 @@ GIB = 1024 ** 3
 
 
 class PerImageMemo:
-    """``memo(keys, compute, device)`` -> the batch's tensors, one per kind, stacked over ``keys``' images.
+    """``memo(offset, indices, flips, compute, device)`` -> the batch's tensors, one per kind, stacked over its images.
 
-    ``compute(positions)`` returns, for the batch positions not kept yet, one tensor per kind with those images
-    along its first axis. ``budget_gb`` bounds the bytes kept (0: nothing, ``compute`` runs on every batch).
+    An image is (``offset`` + its row in ``indices``, its flip in ``flips``; None: unflipped); ``offset`` tells
+    the splits' rows apart. ``compute(indices, flips)`` gets the images not kept yet (their rows and flips, in
+    batch order) and returns one tensor per kind with them along its first axis. ``budget_gb`` bounds the bytes
+    kept (0: nothing, ``compute`` runs on every batch).
     """
 
     def __init__(self, budget_gb: float) -> None:
@@ -37,19 +39,17 @@ class PerImageMemo:
         self.kept_bytes += size
         return self.kept[key]
 
-    def __call__(self, keys: list[tuple[int, bool]], compute: Callable[[np.ndarray], list[torch.Tensor]],
+    def __call__(self, offset: int, indices: np.ndarray, flips: torch.Tensor | None,
+                 compute: Callable[[np.ndarray, torch.Tensor | None], list[torch.Tensor]],
                  device: torch.device) -> list[torch.Tensor]:
+        flipped = flips.tolist() if flips is not None else [False] * len(indices)
+        keys = [(offset + int(i), bool(f)) for i, f in zip(indices, flipped)]
         per_image: list[list[torch.Tensor] | None] = [self.kept.get(key) for key in keys]
         missing = np.array([n for n, tensors in enumerate(per_image) if tensors is None], dtype=np.int64)
         if len(missing):
-            fresh = compute(missing)
+            fresh = compute(indices[missing], flips[missing] if flips is not None else None)
             self.computed += len(missing)
             for j, n in enumerate(missing):
                 per_image[n] = self._keep(keys[n], [kind[j] for kind in fresh])
         return [torch.stack([tensors[kind] for tensors in per_image]).to(device) for kind in range(len(per_image[0]))]
 
-
-def image_keys(offset: int, indices: np.ndarray, flips: torch.Tensor | None) -> list[tuple[int, bool]]:
-    """(row, flipped) of each image of a batch; ``offset`` tells the splits' rows apart."""
-    flipped = flips.tolist() if flips is not None else [False] * len(indices)
-    return [(offset + int(i), bool(f)) for i, f in zip(indices, flipped)]

@@ -18,7 +18,7 @@ import torch
 from ..backbones.taps import Taps
 from ..teacher.targets import TeacherTargets
 from ..teacher.wsddn import TWDet
-from .per_image_memo import PerImageMemo, image_keys
+from .per_image_memo import PerImageMemo
 
 
 class TeacherMaps:
@@ -42,6 +42,4 @@ class TeacherMaps:
 
     def __call__(self, targets: TeacherTargets, offset: int, indices: np.ndarray, flips: torch.Tensor | None,
                  device: torch.device) -> list[torch.Tensor]:
-        return self.memo(image_keys(offset, indices, flips),
-                         lambda missing: self._run(targets, indices[missing],
-                                                   flips[missing] if flips is not None else None, device), device)
+        return self.memo(offset, indices, flips, lambda rows, turned: self._run(targets, rows, turned, device), device)

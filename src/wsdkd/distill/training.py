@@ -52,7 +52,7 @@ from .losses import (ChannelAdapter, attention_map, attention_transfer_loss, cla
                      fitnets_hint_loss, hinton_kd_loss, hinton_targets, roi_distill_loss, roi_distill_loss_from_terms,
                      roi_distill_terms, softened_student_predictions, softened_teacher_predictions)
 from .memory import feature_training
-from .per_image_memo import PerImageMemo, image_keys
+from .per_image_memo import PerImageMemo
 from .separable_roi_align import pooling_weights, separable_roi_align
 from .teacher_maps import TeacherMaps
 from .temperatures import PAPER_INIT, Temperatures
@@ -194,10 +194,8 @@ class FeatureStep:
         body = model.student.backbone.body16(images)
         if self.terms is not None:
             maps = model.adapter(body).float()
-            terms = self.terms(image_keys(part.offset, indices, flips),
-                               lambda missing: self._terms(targets, indices[missing],
-                                                           flips[missing] if flips is not None else None,
-                                                           maps.shape[2:], device), device)
+            terms = self.terms(part.offset, indices, flips,
+                               lambda rows, turned: self._terms(targets, rows, turned, maps.shape[2:], device), device)
             return roi_distill_loss_from_terms(maps, *terms)
         rois = targets.rois(indices, cfg["roi_source"], cfg["roi_weights"])
         batch, count = rois.boxes.shape[:2]

@@ -263,6 +263,8 @@ def fit(model: torch.nn.Module, step: Step, train: Dataset, val: Dataset | None,
             })
         if live is not None:
             live.end()
+            # In the log, not model.json: a rerun that learns the same weights must leave the model folder's hash
+            log.info("%d epochs in %.1f s", len(history), sum(r["seconds"] for r in history))
             plot_training_curves(history, live_tmp / CURVES_FILE, live_dir.name)
     distributed.finish()
     return history

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from ..data.manifest import relative_path
 from ..pipeline.atomic import atomic_path
 from ..pipeline.errors import UserError
 from .boxes import best_overlap_curve, xywh_to_xyxy
@@ -60,13 +61,6 @@ def coverage_summary(best: np.ndarray, categories: np.ndarray) -> dict[str, floa
             "abo": float(best.mean()), "mabo": float(np.mean(per_class))}
 
 
-def _shown(path) -> str:
-    """``path`` relative to the working directory when inside it: the manifest resolves its annotation files to
-    absolute paths, which would make the same report differ between two checkouts of the project."""
-    path = Path(path).resolve()
-    return str(path.relative_to(Path.cwd().resolve())) if path.is_relative_to(Path.cwd().resolve()) else str(path)
-
-
 def recall_report(proposals: str | Path, annotations: str | Path | None) -> dict[str, Any]:
     """The recall report of a proposals file against the COCO ground truth of the same images.
 
@@ -97,7 +91,8 @@ def recall_report(proposals: str | Path, annotations: str | Path | None) -> dict
     by_size = {name: coverage_summary(best[(areas >= low) & (areas < high)], categories[(areas >= low) & (areas < high)])
                for name, (low, high) in SIZE_RANGES.items()}
     return {
-        "proposals": str(proposals), "annotations": None if annotations is None else _shown(annotations),
+        "proposals": str(proposals),
+        "annotations": None if annotations is None else relative_path(annotations, Path.cwd()),
         "num_images": num_images,
         "num_images_evaluated": evaluated,
         "excluded_unreadable_images": excluded,

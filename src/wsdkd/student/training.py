@@ -46,8 +46,7 @@ def classifier_step(model, images, labels, _index) -> dict:
 def describe(cfg: dict, history: list[dict], **extra) -> dict:
     """What a person needs to know about a trained student, beside its weights."""
     return {"role": "student", "backbone": cfg["backbone"]["name"], "init": cfg["backbone"]["weights"],
-            "input_size": cfg["input_size"], "epochs": len(history),
-            "train_seconds": round(sum(r["seconds"] for r in history), 1), **extra}
+            "input_size": cfg["input_size"], "epochs": len(history), **extra}
 
 
 def read_splits(manifest_dir: Path) -> dict[str, Split]:

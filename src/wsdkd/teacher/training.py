@@ -87,8 +87,7 @@ def describe(cfg: dict, history: list[dict]) -> dict:
     """What a person needs to know about a trained teacher, beside its weights."""
     return {"role": "teacher", "backbone": cfg["backbone"]["name"], "init": cfg["backbone"]["weights"],
             "freeze_backbone": cfg["freeze_backbone"], "head": cfg["head"], "scales": cfg["scales"],
-            "cache_scale": cfg["cache_scale"], "epochs": len(history),
-            "train_seconds": round(sum(r["seconds"] for r in history), 1)}
+            "cache_scale": cfg["cache_scale"], "epochs": len(history)}
 
 
 def _bank(model: TWDet, cfg: dict, proposals: SplitProposals, folder: Path, device: torch.device,
