@@ -50,6 +50,21 @@ def test_each_training_is_planned_once_and_stage_2_waits_for_its_stage_1(tiny_ma
     assert row_pool.plan_tasks(_runs(params, ["baseline", "ours"], [0]), params, ws) == []
 
 
+def _task(key: str, kind: str, after: str | None = None) -> row_pool.Task:
+    return row_pool.Task(key, kind, key, {}, after)
+
+
+def test_ready_stage_1s_start_before_other_tasks_and_a_stage_2_waits_for_its_own():
+    plain, s1, s2 = _task("plain", row_pool.PLAIN), _task("s1", row_pool.FEATURES), _task("s2", row_pool.DISTILLED, "s1")
+    other = _task("other", row_pool.DISTILLED)  # its stage 1 is none: ready at once
+    late_s1 = _task("late s1", row_pool.FEATURES)
+    waiting = [plain, other, s1, s2, late_s1]
+    assert [t.key for t in row_pool.next_tasks(waiting, set(), 1)] == ["s1"]
+    assert [t.key for t in row_pool.next_tasks(waiting, set(), 3)] == ["s1", "late s1", "plain"]
+    assert [t.key for t in row_pool.next_tasks([plain, other, s2], {"s1"}, 5)] == ["plain", "other", "s2"]
+    assert row_pool.next_tasks([s2], set(), 2) == [] and row_pool.next_tasks(waiting, set(), 0) == []
+
+
 def test_rows_trained_in_two_processes_are_read_back_without_training(tiny_manifest, tiny_upstream,
                                                                       default_params, tmp_path, monkeypatch):
     import wsdkd.distill.training as distill

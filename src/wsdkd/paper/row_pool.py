@@ -86,6 +86,17 @@ def usable_cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
+def next_tasks(waiting: list[Task], done: set[str], free: int) -> list[Task]:
+    """What ``free`` idle processes start next: tasks whose stage 1 is done, stage 1s first, else planned order.
+
+    A stage 1 is short and is what its stage 2 waits for, so starting it early keeps every process busy to the
+    end: a seed-0 set (2026-12-04) that reached its last stage 1 only after the independent stage 2s trained that
+    row's stage 2 alone for 11 minutes. In planned order otherwise, so a stage 2 freed by its stage 1 goes before
+    the later rows' tasks."""
+    ready = [task for task in waiting if task.after is None or task.after in done]
+    return sorted(ready, key=lambda task: task.kind != FEATURES)[:free]  # a stable sort: planned order kept
+
+
 def train_rows(runs: list[tuple[tables.Row, int | None, dict]], dag_params: dict, ws: tables.Workspace,
                jobs: int) -> int:
     """Train every task ``runs`` need in ``jobs`` processes (cores shared evenly); the number of tasks run.
@@ -104,10 +115,7 @@ def train_rows(runs: list[tuple[tables.Row, int | None, dict]], dag_params: dict
     with ProcessPoolExecutor(jobs, mp_context=get_context("spawn"), initializer=_start_worker,
                              initargs=(threads,)) as pool:
         while waiting or running:
-            ready = [t for t in waiting if t.after is None or t.after in done]
-            # One task per free process, in planned order, so a stage 2 freed by its stage 1 goes before the
-            # later rows' tasks and the first tables finish first.
-            for task in ready[:jobs - len(running)]:
+            for task in next_tasks(waiting, done, jobs - len(running)):
                 waiting.remove(task)
                 log.info("start %s (%s)", task.label, task.kind)
                 running[pool.submit(_run_task, task, ws, data, upstream)] = task
