@@ -91,8 +91,8 @@ def next_tasks(waiting: list[Task], done: set[str], free: int) -> list[Task]:
 
     A stage 1 is short and is what its stage 2 waits for, so starting it early keeps every process busy to the
     end: a seed-0 set (2026-12-04) that reached its last stage 1 only after the independent stage 2s trained that
-    row's stage 2 alone for 11 minutes. In planned order otherwise, so a stage 2 freed by its stage 1 goes before
-    the later rows' tasks."""
+    row's stage 2 alone for its last 9 minutes. In planned order otherwise, so a stage 2 freed by its stage 1 goes
+    before the later rows' tasks."""
     ready = [task for task in waiting if task.after is None or task.after in done]
     return sorted(ready, key=lambda task: task.kind != FEATURES)[:free]  # a stable sort: planned order kept
 

@@ -1,0 +1,66 @@
+"""One process of every thread, or DDP over gloo processes of one thread each, on the real train_student stage.
+
+    python benchmarks/bench_cpu_processes.py [--epochs 3] [--processes 2]
+
+Runs dvc.yaml's ``train_student`` command (the DAG's data/dataset and data/student_inputs: `make run` first) for
+``--epochs`` epochs in a scratch folder, first as the DAG runs it (one process, torch's default threads), then
+under ``torch.distributed.run --nproc_per_node=PROCESSES`` with OMP_NUM_THREADS=1 (engine/distributed.py joins
+the gloo group on CPU, each process takes batch_size / PROCESSES of every batch). It prints each run's seconds
+per epoch (the loop's own ``seconds=``, epochs after the first), their ratio, and the validation mAP per epoch:
+each DDP process normalises batch norm over its share of the batch, so the two runs learn different weights.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from bench_gpu_training import PROJECT, run_stage
+from bench_wait_policy import scratch
+from wsdkd.pipeline.dag import read_stages
+
+VAL_MAP = re.compile(r"val/mAP=([0-9.]+)")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--epochs", type=int, default=3, help="the first is a warm-up and is not counted")
+    parser.add_argument("--processes", type=int, default=2)
+    args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2: the first epoch is not counted")
+    command = {spec.name: spec for spec in read_stages(PROJECT)}["train_student"].cmd
+    root = Path(tempfile.mkdtemp(prefix="bench_cpu_processes_"))
+    try:
+        work = scratch(root, "run", args.epochs)
+        runs = {"one process": (command, {}),
+                f"{args.processes} x 1 thread": (f"python -m torch.distributed.run --standalone "
+                                                 f"--nproc_per_node={args.processes} {command.split(' ', 1)[1]}",
+                                                 {"OMP_NUM_THREADS": "1"})}
+        seconds = {}
+        for name, (cmd, extra) in runs.items():
+            for output in ("models", "reports", ".checkpoints"):
+                shutil.rmtree(work / output, ignore_errors=True)
+            env = {**os.environ, **extra, "WSDKD_CHECKPOINTS": str(work / ".checkpoints"),
+                   "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT / "src"), os.environ.get("PYTHONPATH")]))}
+            log = root / f"{len(seconds)}.log"
+            seconds[name] = [end - start for _, start, end in run_stage(cmd, work, env, log)[1:]]
+            val = [float(m[1]) for line in log.read_text().splitlines() if " epoch " in line
+                   and (m := VAL_MAP.search(line))]
+            print(f"  {name:14s} seconds per epoch: mean {np.mean(seconds[name]):5.1f} "
+                  f"({', '.join(f'{v:.1f}' for v in seconds[name])}); val mAP per epoch "
+                  f"{', '.join(f'{v:.1f}' for v in val)}", flush=True)
+        one, many = (np.mean(v) for v in seconds.values())
+        print(f"  {args.processes} processes / one: {one / many:.2f}x the images per second")
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
