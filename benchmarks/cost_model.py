@@ -51,8 +51,8 @@ TRAINING = {"train_teacher": ("teacher",), "train_student": ("student",),
             "distill_features": ("distill", "features"), "train_distilled": ("student",)}
 # Which images a stage's work grows with: "train" is the training pool (train + val), "test" the test split.
 IMAGE_SET = {"dataset": "all", "proposals": "all", "train_teacher": "train", "cache_teacher": "all",
-             "evaluate_teacher": "test", "train_student": "train", "distill_features": "train",
-             "train_distilled": "train", "evaluate": "test", "figures": "test"}
+             "student_inputs": "all", "evaluate_teacher": "test", "train_student": "train", "distill_features": "train",
+             "train_distilled": "train", "evaluate": "test", "figures": "test", "convergence": "test"}
 # COCO 2014 after dropping images without annotations (README); NUS-WIDE's ~210,000 usable images split 60/40
 # like its official split (an assumption: papers differ in what they drop).
 TARGETS = {"COCO 2014": {"train": 82_081, "test": 40_137, "all": 122_218, "classes": 80},
@@ -60,6 +60,7 @@ TARGETS = {"COCO 2014": {"train": 82_081, "test": 40_137, "all": 122_218, "class
 # The params section whose batch_size bounds a stage's memory (its batches are full beyond that many images).
 BATCHED = {"train_teacher": ("teacher",), "cache_teacher": ("teacher",), "train_student": ("student",),
            "distill_features": ("student",), "train_distilled": ("student",)}
+IDLE_LOAD = 1.0  # a load average under this at the start: the run had the cores to itself
 GROWTH = 0.10  # peak memory must rise by more than this from N to 4N to count as growing (see peak_mb)
 # The cache's options, each measured by rerunning cache_teacher at the smallest size.
 CACHE_VARIANTS = {"as the paper (RoI features fp16, logits and S float32, 100 RoIs)": {},
@@ -205,6 +206,15 @@ def _fmt(values, spec: str) -> str:
     return " / ".join(format(v, spec) for v in values)
 
 
+def _load(machine: dict) -> str:
+    """How busy the cores were when the run started, as the table's caption says it."""
+    load = machine["load_average"]
+    if load < IDLE_LOAD:
+        return f"idle at the start (load average {load:.1f}, {machine['date']})"
+    return (f"**shared with other jobs** (load average {load:.1f} at the start, {machine['date']}), so the CPU "
+            "times are noisy (wall times far more than CPU times)")
+
+
 def markdown(result: dict) -> str:
     n, machine = result["sizes"], result["machine"]
     lines = [
@@ -212,9 +222,8 @@ def markdown(result: dict) -> str:
         f"Every stage under the `coco2014_paper` preset on N = {n[0]}, {n[1]}, {n[2]} real coco-mini training "
         "photos (one held out for val) and N/2 test photos, 1 epoch per trainer, random initial weights; every "
         "paper size kept (VGG16, teacher at 480..832 px with flips, 500 proposals, cache at 672 with RoI "
-        f"features, student at 224, batch 32). Measured on {machine['cpus']} CPU cores **shared with other "
-        f"jobs** (load average {machine['load_average']:.1f} at the start, {machine['date']}), so the CPU times "
-        "are noisy (wall times far more than CPU times): `python benchmarks/cost_model.py`. Figures are N / 2N / 4N; the CPU exponent is "
+        f"features, student at 224, batch 32). Measured on {machine['cpus']} CPU cores {_load(machine)}: "
+        "`python benchmarks/cost_model.py`. Figures are N / 2N / 4N; the CPU exponent is "
         "that of the marginal cost (NaN where it did not grow). Peak memory is the largest process's RSS.", "",
         "| stage | images | wall s | CPU s | CPU exponent | CPU s per image | CPU s per image-epoch | peak MB | "
         "outputs per image |", "|---|---|---|---|---|---|---|---|---|"]
@@ -307,6 +316,9 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=PROJECT / "reports" / "cost_model")
     parser.add_argument("--refit", type=Path, help="no runs: refit the measurements of this earlier JSON output")
     args = parser.parse_args()
+    unknown = sorted({spec.name.split("@")[0] for spec in ordered_stages(PROJECT)} - IMAGE_SET.keys())
+    if unknown:  # before the runs, not after them: the fit needs each stage's image set
+        parser.error(f"IMAGE_SET names no image set for the stage(s) {', '.join(unknown)} of dvc.yaml")
     if args.refit:
         earlier = json.loads(args.refit.read_text())
         machine, measured, cache, params = (earlier[k] for k in ("machine", "measured", "cache_bytes_per_image",
