@@ -13,7 +13,6 @@ each DDP process normalises batch norm over its share of the batch, so the two r
 from __future__ import annotations
 
 import argparse
-import os
 import re
 import shutil
 import tempfile
@@ -21,21 +20,15 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_gpu_training import PROJECT, run_stage
-from bench_wait_policy import scratch
-from wsdkd.pipeline.dag import read_stages
+from bench_wait_policy import fresh_epoch_seconds, parse_with_epochs, scratch, stage_env
 
 VAL_MAP = re.compile(r"val/mAP=([0-9.]+)")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=3, help="the first is a warm-up and is not counted")
     parser.add_argument("--processes", type=int, default=2)
-    args = parser.parse_args()
-    if args.epochs < 2:
-        parser.error("--epochs must be at least 2: the first epoch is not counted")
-    command = {spec.name: spec for spec in read_stages(PROJECT)}["train_student"].cmd
+    args, command = parse_with_epochs(parser, 3)
     root = Path(tempfile.mkdtemp(prefix="bench_cpu_processes_"))
     try:
         work = scratch(root, "run", args.epochs)
@@ -45,12 +38,8 @@ def main() -> None:
                                                  {"OMP_NUM_THREADS": "1"})}
         seconds = {}
         for name, (cmd, extra) in runs.items():
-            for output in ("models", "reports", ".checkpoints"):
-                shutil.rmtree(work / output, ignore_errors=True)
-            env = {**os.environ, **extra, "WSDKD_CHECKPOINTS": str(work / ".checkpoints"),
-                   "PYTHONPATH": os.pathsep.join(filter(None, [str(PROJECT / "src"), os.environ.get("PYTHONPATH")]))}
             log = root / f"{len(seconds)}.log"
-            seconds[name] = [end - start for _, start, end in run_stage(cmd, work, env, log)[1:]]
+            seconds[name] = fresh_epoch_seconds(cmd, work, stage_env(work, extra), log)
             val = [float(m[1]) for line in log.read_text().splitlines() if " epoch " in line
                    and (m := VAL_MAP.search(line))]
             print(f"  {name:14s} seconds per epoch: mean {np.mean(seconds[name]):5.1f} "

@@ -51,24 +51,38 @@ def scratch(root: Path, name: str, epochs: int) -> Path:
     return work
 
 
-def epoch_seconds(command: str, work: Path, policy: dict) -> list[float]:
-    env = {key: value for key, value in os.environ.items() if key not in POLICY_VARIABLES}
-    env.update(policy, WSDKD_CHECKPOINTS=str(work / ".checkpoints"),
+def stage_env(work: Path, settings: dict, drop: tuple[str, ...] = ()) -> dict:
+    """This process's environment without ``drop``, with ``settings``, the scratch checkpoints and the package."""
+    env = {key: value for key, value in os.environ.items() if key not in drop}
+    env.update(settings, WSDKD_CHECKPOINTS=str(work / ".checkpoints"),
                PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT / "src"), os.environ.get("PYTHONPATH")])))
-    shutil.rmtree(work / "models", ignore_errors=True)
-    shutil.rmtree(work / "reports", ignore_errors=True)
-    epochs = run_stage(command, work, env, work / "train_student.log")
-    return [end - start for _, start, end in epochs[1:]]
+    return env
+
+
+def fresh_epoch_seconds(command: str, work: Path, env: dict, log: Path) -> list[float]:
+    """Run ``command`` in ``work`` with no earlier outputs or checkpoints; each epoch's seconds but the first's."""
+    for output in ("models", "reports", ".checkpoints"):
+        shutil.rmtree(work / output, ignore_errors=True)
+    return [end - start for _, start, end in run_stage(command, work, env, log)[1:]]
+
+
+def parse_with_epochs(parser: argparse.ArgumentParser, default: int) -> tuple[argparse.Namespace, str]:
+    """The arguments with ``--epochs`` (at least 2: the first is not timed), and dvc.yaml's train_student command."""
+    parser.add_argument("--epochs", type=int, default=default, help="the first is a warm-up and is not counted")
+    args = parser.parse_args()
+    if args.epochs < 2:
+        parser.error("--epochs must be at least 2: the first epoch is not counted")
+    return args, {spec.name: spec for spec in read_stages(PROJECT)}["train_student"].cmd
+
+
+def epoch_seconds(command: str, work: Path, policy: dict) -> list[float]:
+    return fresh_epoch_seconds(command, work, stage_env(work, policy, POLICY_VARIABLES), work / "train_student.log")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--epochs", type=int, default=2, help="the first is a warm-up and is not counted")
     parser.add_argument("--repeats", type=int, default=3, help="rounds of the runs alone (pairs run once)")
-    args = parser.parse_args()
-    if args.epochs < 2:
-        parser.error("--epochs must be at least 2: the first epoch is not counted")
-    command = {spec.name: spec for spec in read_stages(PROJECT)}["train_student"].cmd
+    args, command = parse_with_epochs(parser, 2)
     root = Path(tempfile.mkdtemp(prefix="bench_wait_policy_"))
     try:
         works = [scratch(root, name, args.epochs) for name in ("a", "b")]
