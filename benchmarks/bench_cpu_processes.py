@@ -20,7 +20,9 @@ from pathlib import Path
 
 import numpy as np
 
-from bench_wait_policy import fresh_epoch_seconds, parse_with_epochs, scratch, stage_env
+from bench_gpu_training import PROJECT
+from bench_wait_policy import fresh_epoch_seconds, parse_with_epochs, scratch
+from wsdkd.pipeline.stage_runner import stage_env
 
 VAL_MAP = re.compile(r"val/mAP=([0-9.]+)")
 
@@ -32,14 +34,13 @@ def main() -> None:
     root = Path(tempfile.mkdtemp(prefix="bench_cpu_processes_"))
     try:
         work = scratch(root, "run", args.epochs)
-        runs = {"one process": (command, {}),
+        runs = {"one process": (command, None),  # threads per process: None, every core
                 f"{args.processes} x 1 thread": (f"python -m torch.distributed.run --standalone "
-                                                 f"--nproc_per_node={args.processes} {command.split(' ', 1)[1]}",
-                                                 {"OMP_NUM_THREADS": "1"})}
+                                                 f"--nproc_per_node={args.processes} {command.split(' ', 1)[1]}", 1)}
         seconds = {}
-        for name, (cmd, extra) in runs.items():
+        for name, (cmd, threads) in runs.items():
             log = root / f"{len(seconds)}.log"
-            seconds[name] = fresh_epoch_seconds(cmd, work, stage_env(work, extra), log)
+            seconds[name] = fresh_epoch_seconds(cmd, work, stage_env(work, PROJECT, threads), log)
             val = [float(m[1]) for line in log.read_text().splitlines() if " epoch " in line
                    and (m := VAL_MAP.search(line))]
             print(f"  {name:14s} seconds per epoch: mean {np.mean(seconds[name]):5.1f} "

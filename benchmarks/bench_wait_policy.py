@@ -33,6 +33,7 @@ import yaml
 
 from bench_gpu_training import PROJECT, run_stage
 from wsdkd.pipeline.dag import read_stages
+from wsdkd.pipeline.stage_runner import stage_env
 
 POLICIES = {"passive": {"OMP_WAIT_POLICY": "PASSIVE"}, "package": {}, "gnu default": {"GOMP_SPINCOUNT": "300000"}}
 # Settings that decide the policy; each run gets only its own (the package fills in the rest at start).
@@ -49,14 +50,6 @@ def scratch(root: Path, name: str, epochs: int) -> Path:
     params["student"]["epochs"] = epochs
     (work / "params.yaml").write_text(yaml.safe_dump(params, sort_keys=False))
     return work
-
-
-def stage_env(work: Path, settings: dict, drop: tuple[str, ...] = ()) -> dict:
-    """This process's environment without ``drop``, with ``settings``, the scratch checkpoints and the package."""
-    env = {key: value for key, value in os.environ.items() if key not in drop}
-    env.update(settings, WSDKD_CHECKPOINTS=str(work / ".checkpoints"),
-               PYTHONPATH=os.pathsep.join(filter(None, [str(PROJECT / "src"), os.environ.get("PYTHONPATH")])))
-    return env
 
 
 def fresh_epoch_seconds(command: str, work: Path, env: dict, log: Path) -> list[float]:
@@ -76,7 +69,8 @@ def parse_with_epochs(parser: argparse.ArgumentParser, default: int) -> tuple[ar
 
 
 def epoch_seconds(command: str, work: Path, policy: dict) -> list[float]:
-    return fresh_epoch_seconds(command, work, stage_env(work, policy, POLICY_VARIABLES), work / "train_student.log")
+    env = {key: value for key, value in stage_env(work, PROJECT).items() if key not in POLICY_VARIABLES}
+    return fresh_epoch_seconds(command, work, {**env, **policy}, work / "train_student.log")
 
 
 def main() -> None:

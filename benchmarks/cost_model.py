@@ -50,8 +50,8 @@ COCO_MINI = PROJECT.parent / "shared" / "data" / "coco-mini"
 TRAINING = {"train_teacher": ("teacher",), "train_student": ("student",),
             "distill_features": ("distill", "features"), "train_distilled": ("student",)}
 # Which images a stage's work grows with: "train" is the training pool (train + val), "test" the test split.
-IMAGE_SET = {"dataset": "all", "proposals": "all", "train_teacher": "train", "cache_teacher": "all",
-             "student_inputs": "all", "evaluate_teacher": "test", "train_student": "train", "distill_features": "train",
+IMAGE_SET = {"dataset": "all", "proposals": "all", "student_inputs": "all", "train_teacher": "train",
+             "cache_teacher": "all", "evaluate_teacher": "test", "train_student": "train", "distill_features": "train",
              "train_distilled": "train", "evaluate": "test", "figures": "test", "convergence": "test"}
 # COCO 2014 after dropping images without annotations (README); NUS-WIDE's ~210,000 usable images split 60/40
 # like its official split (an assumption: papers differ in what they drop).
