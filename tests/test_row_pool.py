@@ -55,7 +55,8 @@ def _task(key: str, kind: str, after: str | None = None) -> row_pool.Task:
 
 
 def test_ready_stage_1s_start_before_other_tasks_and_a_stage_2_waits_for_its_own():
-    plain, s1, s2 = _task("plain", row_pool.PLAIN), _task("s1", row_pool.FEATURES), _task("s2", row_pool.DISTILLED, "s1")
+    plain, s1 = _task("plain", row_pool.PLAIN), _task("s1", row_pool.FEATURES)
+    s2 = _task("s2", row_pool.DISTILLED, "s1")
     other = _task("other", row_pool.DISTILLED)  # its stage 1 is none: ready at once
     late_s1 = _task("late s1", row_pool.FEATURES)
     waiting = [plain, other, s1, s2, late_s1]
