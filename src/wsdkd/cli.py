@@ -1,7 +1,7 @@
 """The ``wsdkd`` command: ``predict`` labels images with a trained student (or teacher), ``export`` writes a
 student for other runtimes, ``table`` reproduces one of the paper's tables, ``convergence`` checks that a longer
-run adds no mAP, ``preset`` writes params.yaml for one of the setups in workflow/presets/ (the paper's COCO 2014 or
-NUS-WIDE).
+run adds no mAP, ``compare-rows`` sets two folders of kept table rows side by side, ``preset`` writes params.yaml
+for one of the setups in workflow/presets/ (the paper's COCO 2014 or NUS-WIDE).
 
 Exit status: 0 when everything succeeded, 1 when some images could not be read (the others are still
 predicted), 2 for a usage error or a model file that cannot be used.
@@ -24,7 +24,7 @@ from tqdm import tqdm
 from .engine.device import resolve_device
 from .engine.model_file import model_file_kind
 from .evaluate import convergence
-from .paper import row_pool, tables
+from .paper import rerun, row_pool, tables
 from .pipeline import presets
 from .pipeline.atomic import atomic_path, write_text_atomic
 from .pipeline.config import load_params
@@ -111,6 +111,21 @@ def _parser() -> argparse.ArgumentParser:
                                         "whether that is under convergence.longer_max_gain.")
     _add_row_options(c, "default: the seeds of --tables")
     c.set_defaults(run=_convergence)
+
+    r = commands.add_parser("compare-rows", help="two folders of kept table rows side by side (a retrain's change)",
+                            description="Match the row records of OLD and NEW (reports/tables/rows/ of two "
+                                        "sessions) to the rows and seeds of the named tables by their settings, "
+                                        "and print, per row, each seed's value in both, both means ± std and the "
+                                        "change of the mean, starred when over twice the pooled std.")
+    r.add_argument("old", type=Path)
+    r.add_argument("new", type=Path)
+    r.add_argument("names", nargs="*", default=["table1", "table3", "table4", "seeds"], metavar="name",
+                   help="tables of --tables whose rows to compare (default: table1 table3 table4 seeds)")
+    r.add_argument("--params", type=Path, default=Path("params.yaml"))
+    r.add_argument("--tables", type=Path, default=Path("workflow/tables.yaml"))
+    r.add_argument("--seeds", type=int, nargs="+", default=None, help="default: the tables' seeds")
+    r.add_argument("--column", default="mAP", help="a metric of the records (default mAP)")
+    r.set_defaults(run=_compare_rows)
 
     s = commands.add_parser("preset", help="write params.yaml for a setup of workflow/presets/",
                             description="Apply a preset of workflow/presets/ to params.yaml (its comments kept): "
@@ -267,6 +282,24 @@ def _convergence(args: argparse.Namespace) -> int:
                 curves[label] = tables.val_curve(run)
     convergence.plot_curves(curves, convergence.tail_report(curves, cfg), args.out / "convergence.png")
     print(text)
+    return EXIT_OK
+
+
+def _compare_rows(args: argparse.Namespace) -> int:
+    rows, known = tables.load_tables(args.tables)
+    unknown = [name for name in args.names if name not in known]
+    if unknown:
+        raise UserError(f"{args.tables}: no table {unknown[0]!r} (expected one of {', '.join(known)})")
+    for folder in (args.old, args.new):
+        if not folder.is_dir():
+            raise UserError(f"{folder}: no such folder of row records")
+    base = tables.comparison_params(load_params(args.params), args.tables)
+    runs = rerun.seeded_runs([run for name in args.names
+                              for run in tables.planned_runs(known[name], rows, base, args.tables, args.seeds)])
+    labels = {row.name: row.label for row, _, _ in runs}
+    seeds = sorted({seed for _, seed, _ in runs})
+    print(rerun.comparison_markdown(labels, seeds, rerun.matched_runs(args.old, runs, args.column),
+                                    rerun.matched_runs(args.new, runs, args.column), args.column), end="")
     return EXIT_OK
 
 
